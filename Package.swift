@@ -1,0 +1,53 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "ssl-daemon",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ssl-daemon", targets: ["ssl-daemon"]),
+        .library(name: "StreamDecode", targets: ["StreamDecode"]),
+        .library(name: "TemporalContrast", targets: ["TemporalContrast"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CFFmpeg",
+            pkgConfig: "libavformat libavcodec libswscale libswresample libavutil",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libswresample-dev", "libavutil-dev"])]
+        ),
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(
+            name: "StreamDecode",
+            dependencies: ["CFFmpeg"],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
+        ),
+        .target(
+            name: "TemporalContrast",
+            dependencies: ["CBLAS"],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
+        ),
+        .executableTarget(
+            name: "ssl-daemon",
+            dependencies: [
+                "StreamDecode",
+                "TemporalContrast",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "StreamDecodeTests",
+            dependencies: ["StreamDecode"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(name: "TemporalContrastTests", dependencies: ["TemporalContrast"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["StreamDecode"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

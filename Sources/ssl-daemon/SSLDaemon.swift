@@ -1,0 +1,25 @@
+import ArgumentParser
+import StreamDecode
+
+@main
+struct SSLDaemon: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ssl-daemon",
+        abstract: "Learns visual and audio representations from video by self-supervision.",
+        subcommands: [Probe.self, Bench.self]
+    )
+}
+
+/// FFmpeg's own stderr chatter; our errors already carry its messages.
+struct FFmpegLogOption: ParsableArguments {
+    @Option(name: .customLong("ffmpeg-log"), help: "FFmpeg's own log level on stderr: \(FFmpegLogLevel.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var level: String = "quiet"
+
+    func validate() throws {
+        guard FFmpegLogLevel(rawValue: level) != nil else {
+            throw ValidationError("--ffmpeg-log must be one of \(FFmpegLogLevel.allCases.map(\.rawValue).joined(separator: ", ")), got '\(level)'")
+        }
+    }
+
+    func apply() { FFmpegLogLevel(rawValue: level)?.apply() }
+}

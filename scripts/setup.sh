@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks to build, run and test ssl-daemon.
+# Idempotent: packages already present are left alone, and `apt-get update` runs only
+# when something is missing. Python packages go into a project-local venv (.venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
+  libopenblas-dev pkgconf ffmpeg python3-venv
+)
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python packages for reference checks (NumPy fixtures) live in a venv so the system stays untouched.
+# SSL_SETUP_PY lists extra requirement sets to install: "bench" adds PyAV for the decode benchmark.
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+want="numpy"
+case " ${SSL_SETUP_PY:-} " in *" bench "*) want="$want av" ;; esac
+for pkg in $want; do
+  .venv/bin/python -c "import $pkg" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check "$pkg"
+done
