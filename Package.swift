@@ -41,13 +41,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Shared by the test targets: child processes (ffmpeg, the built binary), temp dirs, ports.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "StreamDecodeTests",
-            dependencies: ["StreamDecode"],
+            dependencies: ["StreamDecode", "TestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "TemporalContrastTests", dependencies: ["TemporalContrast"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["StreamDecode"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,10 +10,12 @@ public final class DecodeInterrupt: Sendable {
     /// CLOCK_MONOTONIC nanoseconds after which blocking calls abort; 0 means no deadline.
     private let deadline = Atomic<UInt64>(0)
     private let closed = Atomic<Bool>(false)
-    /// Why the callback last returned 1, so errors can say "timed out" or "interrupted".
+    /// Why the callback last returned 1, so errors can say "timed out" or "interrupted". Never
+    /// cleared: FFmpeg's I/O errors are sticky, so a later call may return the AVERROR_EXIT of an
+    /// earlier abort without consulting the callback again.
     private let fired = Atomic<UInt8>(InterruptReason.none.rawValue)
 
-    init() {}
+    public init() {}
 
     /// Asks the decoder to stop: a blocked open or read returns promptly with `.interrupted`, and
     /// every later call fails the same way. Safe from any thread.
@@ -23,7 +25,6 @@ public final class DecodeInterrupt: Sendable {
 
     /// Arms the deadline `seconds` from now, or clears it when nil.
     func arm(seconds: Double?) {
-        fired.store(InterruptReason.none.rawValue, ordering: .relaxed)
         guard let seconds else {
             deadline.store(0, ordering: .relaxed)
             return

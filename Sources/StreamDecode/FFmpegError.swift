@@ -7,6 +7,9 @@ public struct DecodeError: Error, Sendable, CustomStringConvertible, Equatable {
         case notFound = "not_found"
         /// The input exists but is not media FFmpeg can demux (empty, garbage, truncated header).
         case invalidData = "invalid_data"
+        /// The file ends before the content its container declares (a cut or partial download).
+        /// Raised after every item that could be decoded was delivered.
+        case truncated
         /// The container has neither a video nor an audio stream we can decode.
         case noStreams = "no_streams"
         /// No decoder is available for the stream's codec.

@@ -30,18 +30,24 @@ public final class MediaDecoder {
     /// An error met while reading; raised once the items decoded before it are delivered.
     private var deferredError: DecodeError?
     private var consecutiveReadErrors = 0
+    private var readErrors = 0
     private var timeline: Timeline
 
     /// Opens `location` (a path, a URL, or `-` for stdin) and its best video and audio streams.
-    public convenience init(_ location: String, options: DecodeOptions = DecodeOptions()) throws(DecodeError) {
-        try self.init(source: MediaSource(location), options: options)
+    public convenience init(
+        _ location: String, options: DecodeOptions = DecodeOptions(), interrupt: DecodeInterrupt = DecodeInterrupt()
+    ) throws(DecodeError) {
+        try self.init(source: MediaSource(location), options: options, interrupt: interrupt)
     }
 
-    public init(source: MediaSource, options: DecodeOptions = DecodeOptions()) throws(DecodeError) {
+    /// Opens `source`. Pass your own `interrupt` to be able to abort a blocked open from another
+    /// thread; it becomes `interruptHandle`.
+    public init(
+        source: MediaSource, options: DecodeOptions = DecodeOptions(), interrupt: DecodeInterrupt = DecodeInterrupt()
+    ) throws(DecodeError) {
         try options.validate(input: source.location)
         self.source = source
         self.options = options
-        let interrupt = DecodeInterrupt()
         interruptHandle = interrupt
         timeline = Timeline(forward: options.forwardJumpThreshold, backward: options.backwardJumpTolerance)
         let format = try FormatContext(source: source, options: options, interrupt: interrupt)
@@ -155,6 +161,7 @@ public final class MediaDecoder {
             // (timeouts, lost connections, I/O errors) ends the input once decoded items are out.
             if status == AVCode.invalidData && consecutiveReadErrors < options.maxConsecutiveReadErrors {
                 consecutiveReadErrors += 1
+                readErrors += 1
                 stats.corruptPackets += 1
                 return
             }
@@ -189,6 +196,20 @@ public final class MediaDecoder {
             try? decode(nil, video: false)
             audio!.flush(into: &pending, timeline: &timeline, stats: &stats)
         }
+        checkTruncation()
+    }
+
+    /// A local file whose reads failed and whose decoded content stops well short of the duration
+    /// its container declares was cut off. (Without read errors a short decode is more likely an
+    /// estimated duration, as in VBR MP3 without an index, and is not flagged.)
+    private func checkTruncation() {
+        guard source.kind == .file, deferredError == nil, let declared = info.duration,
+            readErrors > 0 || stats.corruptPackets > 0, stats.endTimestamp < declared * 0.9 - 0.5
+        else { return }
+        let decoded = (stats.endTimestamp * 100).rounded() / 100, whole = (declared * 100).rounded() / 100
+        deferredError = DecodeError(
+            kind: .truncated, input: source.location, call: "av_read_frame",
+            message: "file ends early: decoded \(decoded) s of the \(whole) s the container declares")
     }
 
     /// One send/receive round. `packet == nil` sends the flush packet and drains to EOF.

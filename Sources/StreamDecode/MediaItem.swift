@@ -82,4 +82,6 @@ public struct DecodeStats: Sendable {
     public var segments = 1
     /// End of the last decoded video frame or audio sample, seconds since the input's start.
     public var endTimestamp: Double = 0
+
+    public init() {}
 }

@@ -26,6 +26,12 @@ struct BenchDecode: ParsableCommand {
     @Option(help: "Decoder threads.")
     var threads: Int = 2
 
+    @Option(help: "Decode the file this many times in one process (with --with-audio, a leak check).")
+    var `repeat`: Int = 1
+
+    @Flag(help: "Also decode and resample the audio stream.")
+    var withAudio = false
+
     @Option(help: "swscale filter: \(VideoOptions.Scaling.allCases.map(\.rawValue).joined(separator: ", ")).")
     var scaling: String = "bilinear"
 
@@ -34,6 +40,7 @@ struct BenchDecode: ParsableCommand {
     func validate() throws {
         if size < 2 { throw ValidationError("--size must be at least 2, got \(size)") }
         if threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if `repeat` < 1 { throw ValidationError("--repeat must be at least 1, got \(`repeat`)") }
         if VideoOptions.Scaling(rawValue: scaling) == nil {
             throw ValidationError("--scaling must be one of \(VideoOptions.Scaling.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -42,21 +49,25 @@ struct BenchDecode: ParsableCommand {
     func run() throws {
         ffmpegLog.apply()
         var options = DecodeOptions()
-        options.audio = nil
+        if !withAudio { options.audio = nil }
         options.video = VideoOptions(size: .exact(width: size, height: size), scaling: VideoOptions.Scaling(rawValue: scaling)!)
         options.decoderThreads = threads
         let clock = ContinuousClock()
         let start = clock.now
         var frames = 0
         var checksum: UInt64 = 0
+        var rssAfterFirst = 0
         do {
-            let decoder = try MediaDecoder(file, options: options)
-            while let item = try decoder.next() {
-                if case .video(let frame) = item {
-                    frames += 1
-                    // Touch the pixels so the work cannot be skipped.
-                    checksum &+= UInt64(frame.pixels[frame.pixels.count / 2])
+            for round in 0..<`repeat` {
+                let decoder = try MediaDecoder(file, options: options)
+                while let item = try decoder.next() {
+                    if case .video(let frame) = item {
+                        frames += 1
+                        // Touch the pixels so the work cannot be skipped.
+                        checksum &+= UInt64(frame.pixels[frame.pixels.count / 2])
+                    }
                 }
+                if round == 0 { rssAfterFirst = residentKilobytes() }
             }
         } catch {
             FileHandle.standardError.write(Data("ssl-daemon bench decode: \(error)\n".utf8))
@@ -65,6 +76,14 @@ struct BenchDecode: ParsableCommand {
         let elapsed = start.duration(to: clock.now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         FileHandle.standardError.write(Data("decoded \(frames) frames of \(file) at \(size)x\(size) with \(threads) threads (checksum \(checksum))\n".utf8))
-        print(#"{"frames": \#(frames), "seconds": \#(round3(seconds)), "fps": \#((Double(frames) / seconds * 10).rounded() / 10)}"#)
+        let memory = `repeat` > 1 ? #", "rss_kb_after_first": \#(rssAfterFirst), "rss_kb_end": \#(residentKilobytes())"# : ""
+        print(#"{"frames": \#(frames), "seconds": \#(round3(seconds)), "fps": \#((Double(frames) / seconds * 10).rounded() / 10)\#(memory)}"#)
+    }
+
+    /// Resident set size from /proc/self/statm, in KiB.
+    private func residentKilobytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024 : 0
     }
 }

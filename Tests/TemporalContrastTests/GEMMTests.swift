@@ -1,0 +1,46 @@
+import Testing
+import TemporalContrast
+
+/// OpenBLAS is linked and called the way TemporalContrast expects (row-major, transposes).
+@Suite("GEMM through OpenBLAS")
+struct GEMMTests {
+    static func naive(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int, ta: Bool, tb: Bool) -> [Float] {
+        var c = [Float](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for j in 0..<n {
+                var s: Double = 0
+                for p in 0..<k {
+                    let x = ta ? a[p * m + i] : a[i * k + p]
+                    let y = tb ? b[j * k + p] : b[p * n + j]
+                    s += Double(x) * Double(y)
+                }
+                c[i * n + j] = Float(s)
+            }
+        }
+        return c
+    }
+
+    @Test("matches a naive product for every transpose combination", arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func matchesNaive(ta: Bool, tb: Bool) {
+        let m = 7, n = 5, k = 9
+        var seed: UInt32 = 12345
+        func r() -> Float {
+            seed = seed &* 1_664_525 &+ 1_013_904_223
+            return Float(seed >> 8) / Float(1 << 24) - 0.5
+        }
+        let a = (0..<(m * k)).map { _ in r() }, b = (0..<(k * n)).map { _ in r() }
+        var c = [Float](repeating: 0, count: m * n)
+        GEMM.multiply(a, b, into: &c, m: m, n: n, k: k, transposeA: ta, transposeB: tb)
+        let expected = Self.naive(a, b, m: m, n: n, k: k, ta: ta, tb: tb)
+        for (x, y) in zip(c, expected) { #expect(abs(x - y) < 1e-5) }
+    }
+
+    @Test("beta accumulates into C and the thread count is settable")
+    func accumulateAndThreads() {
+        var c: [Float] = [1, 1, 1, 1]
+        GEMM.multiply([1, 2, 3, 4], [1, 0, 0, 1], into: &c, m: 2, n: 2, k: 2, beta: 1)
+        #expect(c == [2, 3, 4, 5])
+        GEMM.setThreads(1)
+        #expect(GEMM.threads == 1)
+    }
+}
