@@ -6,7 +6,7 @@ import StreamDecode
 struct Probe: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Decode media fully and print one JSON object per input.",
-        discussion: "Exits 0 when every input decoded, 1 otherwise. A directory argument probes the media files directly inside it."
+        discussion: "Exits 0 when every input decoded, 1 otherwise. A directory argument probes the media files below it."
     )
 
     @Argument(help: "Media files, directories, URLs, or - for stdin.")
@@ -36,28 +36,33 @@ struct Probe: ParsableCommand {
         if !allOK { throw ExitCode(1) }
     }
 
-    /// Directories expand to the regular files directly inside them, sorted; scripts and
-    /// documentation next to the samples are skipped by extension.
+    /// Directories expand to the regular files below them, sorted, skipping hidden entries and
+    /// files that are plainly not media (scripts, docs, data).
     private func expand(_ inputs: [String]) -> [String] {
-        let skipped: Set<String> = ["sh", "md", "txt", "csv", "json", "py", "toml"]
+        let skipped: Set<String> = ["sh", "md", "txt", "csv", "json", "jsonl", "py", "toml", "npy", "f32"]
         var out: [String] = []
         for input in inputs {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue,
-                let names = try? FileManager.default.contentsOfDirectory(atPath: input)
+                let walker = FileManager.default.enumerator(atPath: input)
             else {
                 out.append(input)
                 continue
             }
-            for name in names.sorted() where !name.hasPrefix(".") {
-                let path = (input as NSString).appendingPathComponent(name)
+            var found: [String] = []
+            // Relative names keep the user's own prefix in the report ("samples/clips/x.mp4").
+            while let relative = walker.nextObject() as? String {
+                let path = (input as NSString).appendingPathComponent(relative)
+                let name = (relative as NSString).lastPathComponent
                 var sub: ObjCBool = false
+                if relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
                 if FileManager.default.fileExists(atPath: path, isDirectory: &sub), !sub.boolValue,
                     !skipped.contains((name as NSString).pathExtension.lowercased())
                 {
-                    out.append(path)
+                    found.append(path)
                 }
             }
+            out += found.sorted()
         }
         return out
     }
