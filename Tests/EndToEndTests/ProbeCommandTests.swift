@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 /// Runs the built binary as a user would.
-@Suite("ssl-daemon probe and bench (binary)")
+@Suite("ssl-daemon probe and bench (binary)", .timeLimit(.minutes(2)))
 struct ProbeCommandTests {
     @Test("probe over samples/: one JSON line per clip, exit 0")
     func probeSamples() throws {
@@ -38,7 +38,7 @@ struct ProbeCommandTests {
         let dir = try makeTemporaryDirectory()
         defer { removeTemporaryDirectory(dir) }
         let zero = dir.appendingPathComponent("zero.mp4").path
-        FileManager.default.createFile(atPath: zero, contents: Data())
+        #expect(FileManager.default.createFile(atPath: zero, contents: Data()))
         let text = dir.appendingPathComponent("text.mkv").path
         try "not media".write(toFile: text, atomically: true, encoding: .utf8)
         let good = sampleClip("video_only.mp4")
