@@ -48,7 +48,11 @@ let package = Package(
             dependencies: ["StreamDecode", "TestSupport"],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "TemporalContrastTests", dependencies: ["TemporalContrast"]),
+        .testTarget(
+            name: "TemporalContrastTests",
+            dependencies: ["TemporalContrast"],
+            resources: [.copy("Fixtures")]
+        ),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -24,12 +24,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Python packages for reference checks (NumPy fixtures) live in a venv so the system stays untouched.
-# SSL_SETUP_PY lists extra requirement sets to install: "bench" adds PyAV for the decode benchmark.
+# SSL_SETUP_PY lists extra requirement sets to install: "bench" adds PyAV for the decode benchmark,
+# "torch" adds PyTorch (CPU) for the training benchmark and the golden-fixture script. CI needs neither.
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 want="numpy"
 case " ${SSL_SETUP_PY:-} " in *" bench "*) want="$want av" ;; esac
+case " ${SSL_SETUP_PY:-} " in *" torch "*) want="$want torch" ;; esac
 for pkg in $want; do
   .venv/bin/python -c "import $pkg" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check "$pkg"
 done

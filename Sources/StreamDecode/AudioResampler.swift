@@ -76,6 +76,9 @@ final class AudioResampler {
             return swr_convert(context, &out, Int32(capacity), nil, 0)
         }
         output.removeLast(capacity - Int(max(0, produced)))
+        // A drained SwrContext keeps its "flushed" state and padding; swr_init resets it so the
+        // next input after a gap starts clean.
+        _ = swr_init(context)
     }
 
     private func rebuild(layout: inout AVChannelLayout, rate: Int32, format: Int32) throws(DecodeError) {
@@ -88,6 +91,12 @@ final class AudioResampler {
             swr_alloc_set_opts2(
                 &ctx, &mono, AV_SAMPLE_FMT_FLT, Int32(outputRate), &layout, AVSampleFormat(rawValue: format), rate, 0, nil),
             "swr_alloc_set_opts2", input: input)
+        if layout.order == AV_CHANNEL_ORDER_UNSPEC && layout.nb_channels > 1 {
+            // FFmpeg cannot derive a downmix for channels it cannot name: average them equally.
+            let n = Int(layout.nb_channels)
+            let matrix = [Double](repeating: 1 / Double(n), count: n)
+            _ = swr_set_matrix(ctx, matrix, Int32(n))
+        }
         let status = swr_init(ctx)
         if status < 0 {
             swr_free(&ctx)

@@ -29,7 +29,8 @@ public final class DecodeInterrupt: Sendable {
             deadline.store(0, ordering: .relaxed)
             return
         }
-        deadline.store(Self.monotonicNanos() &+ UInt64(max(0, seconds) * 1e9), ordering: .relaxed)
+        let nanos = seconds.isFinite ? min(max(0, seconds), 1e9) * 1e9 : 1e18
+        deadline.store(Self.monotonicNanos() &+ UInt64(nanos), ordering: .relaxed)
     }
 
     var reason: InterruptReason { InterruptReason(rawValue: fired.load(ordering: .relaxed)) ?? .none }

@@ -28,7 +28,7 @@ public struct DecodeOptions: Sendable {
         }
         if video == nil && audio == nil { throw bad("neither video nor audio output requested") }
         if decoderThreads < 1 || decoderThreads > 64 { throw bad("decoderThreads must be in 1...64, got \(decoderThreads)") }
-        if !(ioTimeout > 0) { throw bad("ioTimeout must be > 0 seconds, got \(ioTimeout)") }
+        if !(ioTimeout > 0 && ioTimeout <= 86_400) { throw bad("ioTimeout must be in (0, 86400] seconds, got \(ioTimeout)") }
         if let v = video { try v.validate(bad) }
         if let a = audio { try a.validate(bad) }
     }
@@ -51,6 +51,8 @@ public struct VideoOptions: Sendable {
     }
 
     public var size: Size = .shortSide(128)
+    /// Longest output side a short-side resize may produce (pixels).
+    public static let maximumSide = 4096
     /// Keep at most one frame per 1/fps seconds on a fixed time grid (nil keeps every frame).
     /// Grid-based, so variable-frame-rate input is subsampled evenly.
     public var fps: Double? = nil
@@ -78,10 +80,12 @@ public struct VideoOptions: Sendable {
         case .native: return (width, height)
         case .exact(let w, let h): return (w, h)
         case .shortSide(let s):
+            // The long side is capped so an absurd aspect ratio (16384×2) cannot ask for gigabytes.
+            let cap = max(s, VideoOptions.maximumSide)
             if width <= height {
-                return (s, max(1, Int((Double(height) * Double(s) / Double(width)).rounded())))
+                return (s, min(cap, max(1, Int((Double(height) * Double(s) / Double(width)).rounded()))))
             }
-            return (max(1, Int((Double(width) * Double(s) / Double(height)).rounded())), s)
+            return (min(cap, max(1, Int((Double(width) * Double(s) / Double(height)).rounded()))), s)
         }
     }
 }

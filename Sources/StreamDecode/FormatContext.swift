@@ -8,9 +8,13 @@ final class FormatContext {
     let pointer: UnsafeMutablePointer<AVFormatContext>
     /// Custom I/O for stdin; released after the format context (deinit runs first).
     private let pipe: PipeReader?
+    /// The state FFmpeg's interrupt callback points at. Closing can still call the callback (TLS
+    /// close-notify, RTSP TEARDOWN), so it must outlive avformat_close_input: deinit runs first.
+    private let interrupt: DecodeInterrupt
 
     init(source: MediaSource, options: DecodeOptions, interrupt: DecodeInterrupt) throws(DecodeError) {
         let input = source.location
+        self.interrupt = interrupt
         if source.kind == .file { try Self.checkLocalPath(source) }
         guard let ctx = avformat_alloc_context() else { fatalError("avformat_alloc_context: out of memory") }
         ctx.pointee.interrupt_callback = interrupt.callback
@@ -64,6 +68,12 @@ final class FormatContext {
             throw DecodeError(
                 kind: .notFound, input: source.location, call: "stat", code: cffmpeg_averror(EISDIR),
                 message: "is a directory, not a media file")
+        }
+        // A FIFO or socket would block in read(2) with no deadline; stdin (`-`) is the way to stream.
+        if (st.st_mode & S_IFMT) != S_IFREG {
+            throw DecodeError(
+                kind: .notFound, input: source.location, call: "stat",
+                message: "not a regular file (a FIFO, socket or device); use - to read a stream from stdin")
         }
         if st.st_size == 0 && (st.st_mode & S_IFMT) == S_IFREG {
             throw DecodeError(kind: .invalidData, input: source.location, call: "stat", message: "file is empty (0 bytes)")

@@ -58,6 +58,9 @@ public final class LogMelSpectrogram {
         let nyquist = Double(options.sampleRate) / 2
         let high = options.highHz ?? nyquist
         guard options.sampleRate > 0, options.window > 0, options.hop > 0 else { throw bad("sample rate, window and hop must be positive") }
+        guard options.window <= 1 << 20, options.fftSize.map({ $0 > 0 && $0 <= 1 << 20 }) ?? true else {
+            throw bad("window and FFT size must be at most 2^20 samples")
+        }
         guard n >= options.window, n & (n - 1) == 0 else { throw bad("FFT size \(n) must be a power of two >= window \(options.window)") }
         guard options.melBands > 0 else { throw bad("mel bands must be positive") }
         guard options.lowHz >= 0, high > options.lowHz, high <= nyquist else {

@@ -31,6 +31,8 @@ public final class MediaDecoder {
     private var deferredError: DecodeError?
     private var consecutiveReadErrors = 0
     private var readErrors = 0
+    /// Set when audio conversion failed: video goes on, the error is raised at the end.
+    private var audioError: DecodeError?
     private var timeline: Timeline
 
     /// Opens `location` (a path, a URL, or `-` for stdin) and its best video and audio streams.
@@ -176,7 +178,7 @@ public final class MediaDecoder {
         let index = packet.pointer.pointee.stream_index
         if index == video?.index {
             try decode(packet.pointer, video: true)
-        } else if index == audio?.index {
+        } else if index == audio?.index && audioError == nil {
             try decode(packet.pointer, video: false)
         }
     }
@@ -192,10 +194,11 @@ public final class MediaDecoder {
         guard !ended else { return }
         ended = true
         if video != nil { try? decode(nil, video: true) }
-        if audio != nil {
+        if audio != nil && audioError == nil {
             try? decode(nil, video: false)
             audio!.flush(into: &pending, timeline: &timeline, stats: &stats)
         }
+        if deferredError == nil { deferredError = audioError }
         checkTruncation()
     }
 
@@ -246,8 +249,13 @@ public final class MediaDecoder {
             if damaged { stats.damagedFrames += 1 }
             if isVideo {
                 video!.handle(frame.pointer, damaged: damaged, origin: originSeconds, into: &pending, timeline: &timeline, stats: &stats)
-            } else {
-                try audio!.handle(frame.pointer, origin: originSeconds, into: &pending, timeline: &timeline, stats: &stats)
+            } else if audioError == nil {
+                do {
+                    try audio!.handle(frame.pointer, origin: originSeconds, into: &pending, timeline: &timeline, stats: &stats)
+                } catch {
+                    // The audio cannot be converted; keep decoding the video and report it at the end.
+                    audioError = error
+                }
             }
         }
     }

@@ -75,6 +75,8 @@ public struct DecodeStats: Sendable {
     public var damagedFrames = 0
     public var videoFramesDecoded = 0
     public var videoFramesDelivered = 0
+    /// Frames swscale could not convert (unsupported pixel format or geometry); not delivered.
+    public var unconvertibleFrames = 0
     /// Audio samples per channel at the stream's own rate.
     public var audioSamplesDecoded = 0
     /// Mono samples delivered at the output rate.

@@ -32,6 +32,7 @@ final class VideoScaler {
         }
         let w = outputWidth, h = outputHeight
         let stride = Int32(w * 3)
+        var scaledRows: Int32 = 0
         let pixels = [UInt8](unsafeUninitializedCapacity: w * h * 3) { buffer, count in
             var dst: [UnsafeMutablePointer<UInt8>?] = [buffer.baseAddress, nil, nil, nil]
             var dstStride: [Int32] = [stride, 0, 0, 0]
@@ -40,13 +41,15 @@ final class VideoScaler {
                 withUnsafePointer(to: &frame.pointee.linesize) { linesizeTuple in
                     dataTuple.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { src in
                         linesizeTuple.withMemoryRebound(to: Int32.self, capacity: 8) { srcStride in
-                            _ = sws_scale(context, src, srcStride, 0, f.height, &dst, &dstStride)
+                            scaledRows = sws_scale(context, src, srcStride, 0, f.height, &dst, &dstStride)
                         }
                     }
                 }
             }
-            count = w * h * 3
+            // Uninitialised bytes must never be delivered: keep nothing if swscale failed.
+            count = scaledRows == Int32(h) ? w * h * 3 : 0
         }
+        guard pixels.count == w * h * 3 else { return nil }
         return (w, h, pixels)
     }
 
@@ -64,10 +67,15 @@ final class VideoScaler {
         default: break
         }
         let size = options.outputSize(width: Int(f.width), height: Int(f.height))
+        // On failure sws_getCachedContext has already freed the old context: forget it.
         guard let ctx = sws_getCachedContext(
             context, f.width, f.height, format, Int32(size.width), Int32(size.height), AV_PIX_FMT_RGB24,
             flags, nil, nil, nil)
-        else { return false }
+        else {
+            context = nil
+            key = (0, 0, -1)
+            return false
+        }
         context = ctx
         // Use the frame's own YUV matrix (BT.709 for HD, BT.601 otherwise when unspecified).
         var space = Int32(f.colorspace.rawValue)

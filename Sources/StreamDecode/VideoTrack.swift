@@ -41,11 +41,15 @@ struct VideoTrack {
                 lastSlot = .min
             }
             // Grid slots of 1/fps seconds; the first frame in each slot is kept.
-            let slot = Int64((time * fps + 1e-6).rounded(.down))
+            let position = (time * fps + 1e-6).rounded(.down)
+            let slot = position.isFinite ? Int64(max(-9e18, min(9e18, position))) : lastSlot
             guard slot > lastSlot else { return }
             lastSlot = slot
         }
-        guard let picture = scaler.convert(frame) else { return }
+        guard let picture = scaler.convert(frame) else {
+            stats.unconvertibleFrames += 1
+            return
+        }
         stats.videoFramesDelivered += 1
         items.append(.video(VideoFrame(
             timestamp: time, segment: segment, width: picture.width, height: picture.height,

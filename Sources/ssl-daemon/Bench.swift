@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
 import StreamDecode
+import TemporalContrast
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Micro-benchmarks; each prints a JSON summary as its last line.",
-        subcommands: [BenchDecode.self]
+        subcommands: [BenchDecode.self, BenchTrain.self]
     )
 }
 
@@ -85,5 +86,57 @@ struct BenchDecode: ParsableCommand {
         guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
         let fields = text.split(separator: " ")
         return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024 : 0
+    }
+}
+
+/// `ssl-daemon bench train --preset reference`: time MoCo steps of the reference workload.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Time training steps of a preset workload on random inputs.",
+        discussion: #"Last line: {"pairs_per_second": P, "ms_per_step": M, "gflops": G}. Compare with benchmarks/train_reference_torch.py."#
+    )
+
+    @Option(help: "Workload preset (only 'reference').")
+    var preset: String = "reference"
+
+    @Option(help: "Compute threads (OpenBLAS and our own loops).")
+    var threads: Int = 2
+
+    @Option(help: "Timed steps.")
+    var steps: Int = 30
+
+    @Option(help: "Untimed warm-up steps.")
+    var warmup: Int = 5
+
+    @Option(help: "Random seed for weights and inputs.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        if preset != "reference" { throw ValidationError("--preset must be 'reference', got '\(preset)'") }
+        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if steps < 1 || warmup < 0 { throw ValidationError("--steps must be >= 1 and --warmup >= 0") }
+    }
+
+    func run() throws {
+        ComputeThreads.configure(threads)
+        let trainer = ReferenceWorkload.makeTrainer(seed: seed)
+        var rng = RandomSource(seed: seed &+ 1)
+        let shape = [ReferenceWorkload.batch, ReferenceWorkload.imageSize, ReferenceWorkload.imageSize, 3]
+        let count = shape.reduce(1, *)
+        let anchors = Tensor(shape: shape, storage: (0..<count).map { _ in rng.normal() })
+        let positives = Tensor(shape: shape, storage: (0..<count).map { _ in rng.normal() })
+        for _ in 0..<warmup { _ = trainer.train(anchors: anchors, positives: positives) }
+        let clock = ContinuousClock()
+        let start = clock.now
+        var last: MoCoTrainer.Report?
+        for _ in 0..<steps { last = trainer.train(anchors: anchors, positives: positives) }
+        let elapsed = start.duration(to: clock.now)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let perStep = seconds / Double(steps)
+        let pairs = Double(ReferenceWorkload.batch) / perStep
+        let gflops = ReferenceWorkload.flopsPerPair * pairs / 1e9
+        FileHandle.standardError.write(Data("bench train: \(steps) steps, loss \(last?.loss ?? .nan), BLAS core \(ComputeThreads.blasCore), \(threads) threads, \(String(format: "%.1f", ReferenceWorkload.flopsPerPair / 1e6)) MFLOP/pair\n".utf8))
+        print(#"{"pairs_per_second": \#((pairs * 10).rounded() / 10), "ms_per_step": \#((perStep * 1e4).rounded() / 10), "gflops": \#((gflops * 10).rounded() / 10)}"#)
     }
 }

@@ -31,7 +31,8 @@ struct Probe: ParsableCommand {
         for input in expand(inputs) {
             let report = ProbeReport.probe(input, threads: threads, timeout: timeout)
             allOK = allOK && report.ok
-            print(report.jsonLine())
+            // Unbuffered: one line per input as soon as it is known, even when stdout is a pipe.
+            FileHandle.standardOutput.write(Data((report.jsonLine() + "\n").utf8))
         }
         if !allOK { throw ExitCode(1) }
     }
@@ -56,7 +57,8 @@ struct Probe: ParsableCommand {
                 let name = (relative as NSString).lastPathComponent
                 var sub: ObjCBool = false
                 if relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
-                if FileManager.default.fileExists(atPath: path, isDirectory: &sub), !sub.boolValue,
+                let type = (try? FileManager.default.attributesOfItem(atPath: path)[.type]) as? FileAttributeType
+                if FileManager.default.fileExists(atPath: path, isDirectory: &sub), !sub.boolValue, type == .typeRegular,
                     !skipped.contains((name as NSString).pathExtension.lowercased())
                 {
                     found.append(path)

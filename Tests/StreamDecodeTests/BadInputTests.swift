@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import StreamDecode
 import Testing
 import TestSupport
@@ -87,6 +88,50 @@ struct BadInputTests {
         let path = dir.appendingPathComponent("subs.srt").path
         try "1\n00:00:00,000 --> 00:00:01,000\nhello\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect { try MediaDecoder(path) } throws: { ($0 as? DecodeError)?.kind == .noStreams }
+    }
+
+    @Test("a mid-stream switch to a geometry swscale rejects neither crashes nor delivers garbage")
+    func hostileResolutionChange() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { removeTemporaryDirectory(dir) }
+        let a = dir.appendingPathComponent("a.ts").path, thin = dir.appendingPathComponent("thin.ts").path
+        try ffmpeg(["-f", "lavfi", "-i", "testsrc=size=64x64:rate=25:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", a])
+        try ffmpeg(["-f", "lavfi", "-i", "testsrc=size=16384x2:rate=25:duration=0.4", "-c:v", "libx264", "-pix_fmt", "yuv420p", thin])
+        let joined = dir.appendingPathComponent("joined.ts")
+        try (Data(contentsOf: URL(fileURLWithPath: a)) + Data(contentsOf: URL(fileURLWithPath: thin))).write(to: joined)
+        let decoded = try decodeAll(joined.path, options: options(size: .shortSide(32), audio: false))
+        #expect(decoded.stats.videoFramesDecoded == 35)
+        #expect(decoded.frames.count + decoded.stats.unconvertibleFrames == 35)
+        // Short-side resizing caps the long side, so a 16384×2 frame cannot ask for gigabytes.
+        #expect(decoded.frames.allSatisfy { $0.pixels.count == $0.width * $0.height * 3 && max($0.width, $0.height) <= VideoOptions.maximumSide })
+    }
+
+    @Test("audio whose channels FFmpeg cannot name is still downmixed, and video is unaffected")
+    func unnamedChannels() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { removeTemporaryDirectory(dir) }
+        let path = dir.appendingPathComponent("nine.mkv").path
+        var args = ["-f", "lavfi", "-i", "testsrc=size=64x64:rate=25:duration=1"]
+        for i in 1...9 { args += ["-f", "lavfi", "-i", "sine=f=\(200 * i):d=1"] }
+        args += ["-filter_complex", (1...9).map { "[\($0):a]" }.joined() + "amerge=inputs=9[a]", "-map", "0:v", "-map", "[a]", "-c:v", "libx264", "-c:a", "pcm_s16le", path]
+        try ffmpeg(args)
+        let decoded = try decodeAll(path)
+        #expect(decoded.error == nil, "\(String(describing: decoded.error))")
+        #expect(decoded.info?.audio?.channels == 9)
+        #expect(decoded.frames.count == 25)
+        #expect(abs(decoded.audioSamples - 16_000) <= 1_600)
+        #expect(decoded.chunks.contains { $0.samples.contains { abs($0) > 0.01 } })
+    }
+
+    @Test("a FIFO is refused at once instead of blocking without a deadline")
+    func fifoRefused() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { removeTemporaryDirectory(dir) }
+        let path = dir.appendingPathComponent("stream.fifo").path
+        #expect(mkfifo(path, 0o600) == 0)
+        let started = monotonicSeconds()
+        #expect { try MediaDecoder(path) } throws: { ($0 as? DecodeError)?.kind == .notFound }
+        #expect(monotonicSeconds() - started < 1)
     }
 
     @Test("bad options are rejected before anything is opened")

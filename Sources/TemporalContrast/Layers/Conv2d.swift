@@ -1,0 +1,185 @@
+import Glibc
+
+/// 2-D convolution on NHWC tensors: `[n, h, w, inChannels]` → `[n, oh, ow, outChannels]` with
+/// `oh = (h + 2·padding − kernel) / stride + 1` (likewise `ow`).
+///
+/// `weight` is `[out, kernel, kernel, in]` (channels last; export permutes it to PyTorch's
+/// `[out, in, kh, kw]`), `bias` is `[out]`. Computed as im2col rows (`kernel·kernel·in` values per
+/// output position) times Wᵀ with one sgemm; backward reuses the cached rows for dW and scatters
+/// dRows back with col2im. Initialised with He-normal (fan-out), as torchvision's ResNets are.
+public final class Conv2d: Layer {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+
+    public init(
+        _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = false,
+        name: String, rng: inout RandomSource
+    ) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        let k = kernel * kernel * inChannels
+        let std = (2 / Float(kernel * kernel * outChannels)).squareRoot()
+        weight = Parameter(
+            name: "\(name).weight", shape: [outChannels, kernel, kernel, inChannels],
+            value: (0..<(outChannels * k)).map { _ in rng.normal() * std }, decays: true)
+        self.bias = bias ? Parameter(name: "\(name).bias", shape: [outChannels], value: [Float](repeating: 0, count: outChannels), decays: false) : nil
+    }
+
+    public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
+
+    struct Geometry {
+        let n, h, w, c, oh, ow: Int
+        var rows: Int { n * oh * ow }
+    }
+
+    func geometry(_ shape: [Int]) -> Geometry {
+        precondition(shape.count == 4 && shape[3] == inChannels, "Conv2d \(weight.name): expected [n, h, w, \(inChannels)], got \(shape)")
+        let h = shape[1], w = shape[2]
+        return Geometry(
+            n: shape[0], h: h, w: w, c: inChannels,
+            oh: (h + 2 * padding - kernel) / stride + 1, ow: (w + 2 * padding - kernel) / stride + 1)
+    }
+
+    /// A 1×1, stride-1, unpadded convolution needs no im2col: the input rows are the columns.
+    private var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
+
+    final class Cache: LayerCache {
+        let columns: Tensor
+        let inputShape: [Int]
+        init(columns: Tensor, inputShape: [Int]) {
+            self.columns = columns
+            self.inputShape = inputShape
+        }
+    }
+
+    public func forward(_ input: Tensor) -> (Tensor, LayerCache) {
+        let g = geometry(input.shape)
+        let columns = isPointwise ? input.reshaped([g.rows, inChannels]) : im2col(input, g)
+        return (multiply(columns, g), Cache(columns: columns, inputShape: input.shape))
+    }
+
+    public func infer(_ input: Tensor) -> Tensor {
+        let g = geometry(input.shape)
+        return multiply(isPointwise ? input.reshaped([g.rows, inChannels]) : im2col(input, g), g)
+    }
+
+    private func multiply(_ columns: Tensor, _ g: Geometry) -> Tensor {
+        let k = kernel * kernel * inChannels
+        var y = Tensor(shape: [g.n, g.oh, g.ow, outChannels]) { _ in }
+        if let bias {
+            y.storage.withUnsafeMutableBufferPointer { yb in
+                for r in 0..<g.rows { for o in 0..<outChannels { yb[r * outChannels + o] = bias.value[o] } }
+            }
+        }
+        GEMM.multiply(columns.storage, weight.value, into: &y.storage, m: g.rows, n: outChannels, k: k, transposeB: true, beta: bias == nil ? 0 : 1)
+        return y
+    }
+
+    public func backward(_ gradOutput: Tensor, cache: LayerCache, inputGradient: Bool) -> Tensor? {
+        let cache = cache as! Cache
+        let g = geometry(cache.inputShape)
+        let k = kernel * kernel * inChannels
+        // dW[out, K] += dYᵀ · columns
+        GEMM.multiply(gradOutput.storage, cache.columns.storage, into: &weight.gradient, m: outChannels, n: k, k: g.rows, transposeA: true, beta: 1)
+        if let bias {
+            gradOutput.storage.withUnsafeBufferPointer { gb in
+                bias.gradient.withUnsafeMutableBufferPointer { db in
+                    for r in 0..<g.rows { for o in 0..<outChannels { db[o] += gb[r * outChannels + o] } }
+                }
+            }
+        }
+        guard inputGradient else { return nil }
+        // dColumns = dY · W, then scatter back onto the input grid.
+        var dColumns = Tensor(shape: [g.rows, k]) { _ in }
+        GEMM.multiply(gradOutput.storage, weight.value, into: &dColumns.storage, m: g.rows, n: k, k: outChannels)
+        return isPointwise ? dColumns.reshaped(cache.inputShape) : col2im(dColumns, g)
+    }
+
+    /// Rows of `kernel·kernel·c` input values, one per output position; zeros outside the image.
+    func im2col(_ input: Tensor, _ g: Geometry) -> Tensor {
+        let k = kernel * kernel * g.c
+        let (kernel, stride, padding) = (self.kernel, self.stride, self.padding)
+        return Tensor(shape: [g.rows, k]) { out in
+            input.storage.withUnsafeBufferPointer { xb in
+                let x = xb.baseAddress!, col = out.baseAddress!
+                Parallel.forEachRange(g.n) { samples in
+                    for n in samples {
+                        for oy in 0..<g.oh {
+                            for ox in 0..<g.ow {
+                                var dst = col + ((n * g.oh + oy) * g.ow + ox) * k
+                                for ky in 0..<kernel {
+                                    let iy = oy * stride - padding + ky
+                                    if iy < 0 || iy >= g.h {
+                                        dst.update(repeating: 0, count: kernel * g.c)
+                                        dst += kernel * g.c
+                                        continue
+                                    }
+                                    let ix0 = ox * stride - padding
+                                    let row = x + ((n * g.h + iy) * g.w) * g.c
+                                    if ix0 >= 0 && ix0 + kernel <= g.w {
+                                        // The whole kernel row is inside: one contiguous copy in NHWC.
+                                        dst.update(from: row + ix0 * g.c, count: kernel * g.c)
+                                        dst += kernel * g.c
+                                    } else {
+                                        for kx in 0..<kernel {
+                                            let ix = ix0 + kx
+                                            if ix < 0 || ix >= g.w {
+                                                dst.update(repeating: 0, count: g.c)
+                                            } else {
+                                                dst.update(from: row + ix * g.c, count: g.c)
+                                            }
+                                            dst += g.c
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of im2col: adds each row's values back to the input positions they came from.
+    func col2im(_ columns: Tensor, _ g: Geometry) -> Tensor {
+        let k = kernel * kernel * g.c
+        let (kernel, stride, padding) = (self.kernel, self.stride, self.padding)
+        var dx = Tensor(zeros: [g.n, g.h, g.w, g.c])
+        dx.storage.withUnsafeMutableBufferPointer { db in
+            columns.storage.withUnsafeBufferPointer { cb in
+                let dxp = db.baseAddress!, col = cb.baseAddress!
+                // Each sample's rows only touch that sample's pixels: split by sample, no races.
+                Parallel.forEachRange(g.n) { samples in
+                    for n in samples {
+                        for oy in 0..<g.oh {
+                            for ox in 0..<g.ow {
+                                var src = col + ((n * g.oh + oy) * g.ow + ox) * k
+                                for ky in 0..<kernel {
+                                    let iy = oy * stride - padding + ky
+                                    if iy < 0 || iy >= g.h {
+                                        src += kernel * g.c
+                                        continue
+                                    }
+                                    let row = dxp + ((n * g.h + iy) * g.w) * g.c
+                                    for kx in 0..<kernel {
+                                        let ix = ox * stride - padding + kx
+                                        if ix >= 0 && ix < g.w {
+                                            let d = row + ix * g.c
+                                            for c in 0..<g.c { d[c] += src[c] }
+                                        }
+                                        src += g.c
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}

@@ -1,0 +1,173 @@
+/// Group normalisation over channels-last tensors `[n, ..., channels]`: for each sample and each of
+/// `groups` contiguous channel groups, subtract the mean and divide by √(variance + ε) over every
+/// position and channel of the group, then scale and shift per channel (`gamma`, `beta`, `[channels]`).
+///
+/// Unlike BatchNorm it never mixes samples, so a batch of frames from one video cannot leak
+/// information across the contrastive task. Per-sample work is split across `Parallel` workers;
+/// parameter gradients are reduced over samples in a fixed order, so results do not depend on the
+/// worker count.
+public final class GroupNorm: Layer {
+    public let gamma: Parameter
+    public let beta: Parameter
+    public let groups: Int
+    public let channels: Int
+    public let epsilon: Float
+
+    public init(groups: Int, channels: Int, epsilon: Float = 1e-5, name: String) {
+        precondition(channels % groups == 0, "GroupNorm \(name): \(channels) channels do not split into \(groups) groups")
+        self.groups = groups
+        self.channels = channels
+        self.epsilon = epsilon
+        gamma = Parameter(name: "\(name).weight", shape: [channels], value: [Float](repeating: 1, count: channels), decays: false)
+        beta = Parameter(name: "\(name).bias", shape: [channels], value: [Float](repeating: 0, count: channels), decays: false)
+    }
+
+    public var parameters: [Parameter] { [gamma, beta] }
+
+    final class Cache: LayerCache {
+        let input: Tensor
+        /// Per sample and group: mean and 1/√(var + ε), `[n, groups]`.
+        let mean: [Float], rstd: [Float]
+        init(input: Tensor, mean: [Float], rstd: [Float]) {
+            self.input = input
+            self.mean = mean
+            self.rstd = rstd
+        }
+    }
+
+    public func infer(_ input: Tensor) -> Tensor { normalize(input).output }
+
+    public func forward(_ input: Tensor) -> (Tensor, LayerCache) {
+        let r = normalize(input)
+        return (r.output, Cache(input: input, mean: r.mean, rstd: r.rstd))
+    }
+
+    private func normalize(_ input: Tensor) -> (output: Tensor, mean: [Float], rstd: [Float]) {
+        let n = input.batch, c = channels, positions = input.itemSize / c
+        precondition(input.shape.last == c, "GroupNorm \(gamma.name): last dimension must be \(c), got \(input.shape)")
+        let perGroup = c / groups
+        var mean = [Float](repeating: 0, count: n * groups), rstd = mean
+        let count = Double(positions * perGroup)
+        let output = Tensor(shape: input.shape) { out in
+            input.storage.withUnsafeBufferPointer { xb in
+                mean.withUnsafeMutableBufferPointer { mb in
+                    rstd.withUnsafeMutableBufferPointer { rb in
+                        let x = xb.baseAddress!, y = out.baseAddress!, m = mb.baseAddress!, r = rb.baseAddress!
+                        Parallel.forEachRange(n) { samples in
+                            var sum = [Float](repeating: 0, count: c), sq = sum, scale = sum, shift = sum
+                            for s in samples {
+                                let base = s * positions * c
+                                sum.withUnsafeMutableBufferPointer { sb in
+                                    sq.withUnsafeMutableBufferPointer { qb in
+                                        sb.update(repeating: 0)
+                                        qb.update(repeating: 0)
+                                        for p in 0..<positions {
+                                            let row = x + base + p * c
+                                            for j in 0..<c {
+                                                let v = row[j]
+                                                sb[j] += v
+                                                qb[j] += v * v
+                                            }
+                                        }
+                                    }
+                                }
+                                for g in 0..<groups {
+                                    var s1: Double = 0, s2: Double = 0
+                                    for j in (g * perGroup)..<((g + 1) * perGroup) {
+                                        s1 += Double(sum[j])
+                                        s2 += Double(sq[j])
+                                    }
+                                    let mu = s1 / count
+                                    let variance = max(0, s2 / count - mu * mu)
+                                    let inv = 1 / (variance + Double(epsilon)).squareRoot()
+                                    m[s * groups + g] = Float(mu)
+                                    r[s * groups + g] = Float(inv)
+                                    for j in (g * perGroup)..<((g + 1) * perGroup) {
+                                        scale[j] = Float(inv) * gamma.value[j]
+                                        shift[j] = beta.value[j] - Float(mu * inv) * gamma.value[j]
+                                    }
+                                }
+                                for p in 0..<positions {
+                                    let row = x + base + p * c, dst = y + base + p * c
+                                    for j in 0..<c { dst[j] = row[j] * scale[j] + shift[j] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (output, mean, rstd)
+    }
+
+    public func backward(_ gradOutput: Tensor, cache: LayerCache, inputGradient: Bool) -> Tensor? {
+        let cache = cache as! Cache
+        let x = cache.input
+        let n = x.batch, c = channels, positions = x.itemSize / c, perGroup = c / groups
+        let count = Float(positions * perGroup)
+        // Per sample and channel: Σ dy and Σ dy·x̂, kept per sample so the parameter gradients are
+        // reduced in a fixed order.
+        var sumDy = [Float](repeating: 0, count: n * c), sumDyXhat = sumDy
+        var dxStorage = [Float](unsafeUninitializedCapacity: inputGradient ? x.count : 0) { _, k in k = inputGradient ? x.count : 0 }
+        dxStorage.withUnsafeMutableBufferPointer { dxb in
+        x.storage.withUnsafeBufferPointer { xb in
+            gradOutput.storage.withUnsafeBufferPointer { gb in
+                sumDy.withUnsafeMutableBufferPointer { s1b in
+                    sumDyXhat.withUnsafeMutableBufferPointer { s2b in
+                        let xp = xb.baseAddress!, dy = gb.baseAddress!, s1 = s1b.baseAddress!, s2 = s2b.baseAddress!
+                        let dxp: UnsafeMutablePointer<Float>? = inputGradient ? dxb.baseAddress : nil
+                        Parallel.forEachRange(n) { samples in
+                            var dyx = [Float](repeating: 0, count: c)
+                            var alpha = dyx, beta = dyx, gammaTerm = dyx
+                            for s in samples {
+                                let base = s * positions * c
+                                let sd = s1 + s * c
+                                (sd).update(repeating: 0, count: c)
+                                dyx.withUnsafeMutableBufferPointer { db in
+                                    db.update(repeating: 0)
+                                    for p in 0..<positions {
+                                        let xr = xp + base + p * c, gr = dy + base + p * c
+                                        for j in 0..<c {
+                                            sd[j] += gr[j]
+                                            db[j] += gr[j] * xr[j]
+                                        }
+                                    }
+                                }
+                                for g in 0..<groups {
+                                    let mu = cache.mean[s * groups + g], r = cache.rstd[s * groups + g]
+                                    var a: Float = 0, b: Float = 0
+                                    for j in (g * perGroup)..<((g + 1) * perGroup) {
+                                        // Σ dy·x̂ = r·(Σ dy·x − μ·Σ dy)
+                                        let dyXhat = r * (dyx[j] - mu * sd[j])
+                                        s2[s * c + j] = dyXhat
+                                        a += gamma.value[j] * sd[j]
+                                        b += gamma.value[j] * dyXhat
+                                    }
+                                    // dx = r·γ·dy − r·A/N − x̂·r·B/N, written as α·dy + β·x + γ'.
+                                    for j in (g * perGroup)..<((g + 1) * perGroup) {
+                                        alpha[j] = r * gamma.value[j]
+                                        beta[j] = -r * r * b / count
+                                        gammaTerm[j] = -r * a / count + r * r * mu * b / count
+                                    }
+                                }
+                                guard let dxp else { continue }
+                                for p in 0..<positions {
+                                    let xr = xp + base + p * c, gr = dy + base + p * c, out = dxp + base + p * c
+                                    for j in 0..<c { out[j] = alpha[j] * gr[j] + beta[j] * xr[j] + gammaTerm[j] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        }
+        for s in 0..<n {
+            for j in 0..<c {
+                gamma.gradient[j] += sumDyXhat[s * c + j]
+                beta.gradient[j] += sumDy[s * c + j]
+            }
+        }
+        return inputGradient ? Tensor(shape: x.shape, storage: dxStorage) : nil
+    }
+}

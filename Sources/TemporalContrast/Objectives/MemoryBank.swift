@@ -1,0 +1,114 @@
+/// PIRL's memory bank: one unit vector per instance of a finite corpus, updated by momentum
+/// (m ← normalise(μ·m + (1 − μ)·f)) when the instance is seen again.
+public struct MemoryBank: Sendable, Equatable {
+    public let instances: Int
+    public let dimension: Int
+    public var momentum: Float
+    public private(set) var entries: [Float]
+
+    public init(instances: Int, dimension: Int, momentum: Float = 0.5, rng: inout RandomSource) {
+        precondition(instances > 1 && dimension > 0, "MemoryBank needs at least two instances")
+        self.instances = instances
+        self.dimension = dimension
+        self.momentum = momentum
+        entries = [Float](repeating: 0, count: instances * dimension)
+        for i in 0..<instances { setUnit(i, (0..<dimension).map { _ in rng.normal() }) }
+    }
+
+    /// Restores a bank from checkpointed entries.
+    public init(instances: Int, dimension: Int, momentum: Float, entries: [Float]) {
+        precondition(entries.count == instances * dimension)
+        self.instances = instances
+        self.dimension = dimension
+        self.momentum = momentum
+        self.entries = entries
+    }
+
+    public func entry(_ i: Int) -> ArraySlice<Float> { entries[(i * dimension)..<((i + 1) * dimension)] }
+
+    private mutating func setUnit(_ i: Int, _ v: [Float]) {
+        let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+        for j in 0..<dimension { entries[i * dimension + j] = v[j] / norm }
+    }
+
+    /// Momentum update of the entries of `ids` with the rows of `embeddings` (no gradient).
+    public mutating func update(ids: [Int], embeddings: Tensor) {
+        for (r, id) in ids.enumerated() {
+            let mixed = (0..<dimension).map { momentum * entries[id * dimension + $0] + (1 - momentum) * embeddings.storage[r * dimension + $0] }
+            setUnit(id, mixed)
+        }
+    }
+}
+
+/// PIRL's NCE against a memory bank (Misra & van der Maaten 2020), in its softmax form:
+/// for instance i with bank entry m_i, L = λ·CE(m_i | g(transformed)) + (1 − λ)·CE(m_i | f(original)),
+/// where each CE scores the positive m_i against `negatives` bank entries drawn at random (never i)
+/// using cosine / T. Inputs: `transformed` = g(v_It) and `original` = f(v_I), `[n, d]` unit rows.
+/// Returns [dL/dtransformed, dL/doriginal]. Call `MemoryBank.update` with `original` afterwards.
+public struct MemoryBankNCELoss: Sendable {
+    public var temperature: Float
+    public var negatives: Int
+    public var lambda: Float
+
+    public init(temperature: Float = 0.07, negatives: Int = 4096, lambda: Float = 0.5) {
+        self.temperature = temperature
+        self.negatives = negatives
+        self.lambda = lambda
+    }
+
+    public func callAsFunction(
+        transformed: Tensor, original: Tensor, ids: [Int], bank: MemoryBank, rng: inout RandomSource
+    ) -> ObjectiveResult {
+        let n = transformed.batch, d = bank.dimension
+        precondition(original.shape == transformed.shape && d == transformed.itemSize && ids.count == n)
+        let k = min(negatives, bank.instances - 1)
+        // Candidates per row: the positive entry first, then k random others.
+        var candidates = [Float](repeating: 0, count: n * (k + 1) * d)
+        for i in 0..<n {
+            var chosen = [ids[i]]
+            while chosen.count < k + 1 {
+                let c = rng.index(below: bank.instances)
+                if c != ids[i] { chosen.append(c) }
+            }
+            for (slot, id) in chosen.enumerated() {
+                for j in 0..<d { candidates[(i * (k + 1) + slot) * d + j] = bank.entries[id * d + j] }
+            }
+        }
+        var health = ContrastiveHealth()
+        var total: Float = 0
+        var grads: [Tensor] = []
+        var correctAll: Float = 0
+        for (view, weight) in [(transformed, lambda), (original, 1 - lambda)] {
+            var logits = [Float](repeating: 0, count: n * (k + 1))
+            for i in 0..<n {
+                for c in 0...k {
+                    var dot: Float = 0
+                    for j in 0..<d { dot += view.storage[i * d + j] * candidates[(i * (k + 1) + c) * d + j] }
+                    logits[i * (k + 1) + c] = dot / temperature
+                }
+            }
+            let (loss, correct) = logits.withUnsafeMutableBufferPointer {
+                softmaxCrossEntropy($0.baseAddress!, rows: n, columns: k + 1, target: { _ in 0 }, scale: weight)
+            }
+            total += weight * Float(loss)
+            correctAll += Float(correct) / Float(n) * weight
+            var g = [Float](repeating: 0, count: n * d)
+            for i in 0..<n {
+                for c in 0...k {
+                    let w = logits[i * (k + 1) + c] / temperature
+                    for j in 0..<d { g[i * d + j] += w * candidates[(i * (k + 1) + c) * d + j] }
+                }
+            }
+            grads.append(Tensor(shape: [n, d], storage: g))
+        }
+        health.loss = total
+        health.accuracy = correctAll
+        var pos: Double = 0
+        for i in 0..<n { for j in 0..<d { pos += Double(transformed.storage[i * d + j] * bank.entries[ids[i] * d + j]) } }
+        health.positiveCosine = Float(pos / Double(n))
+        health.embeddingStd = ContrastiveHealth.embeddingStd(transformed)
+        health.alignment = ContrastiveHealth.alignment(transformed, original)
+        health.uniformity = ContrastiveHealth.uniformity(transformed)
+        return ObjectiveResult(loss: total, gradients: grads, health: health)
+    }
+}
