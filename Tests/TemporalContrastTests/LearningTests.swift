@@ -80,7 +80,6 @@ struct LearningTests {
     func mocoLearns() {
         ComputeThreads.configure(1)
         var data = SyntheticPairs(instances: 400, seed: 1)
-        var rng = RandomSource(seed: 2)
         let net = Self.tinyNetwork(seed: 3)
         let key = Self.tinyNetwork(seed: 3)
         var queue = KeyQueue(capacity: 256, dimension: 16)
