@@ -28,9 +28,11 @@ let package = Package(
             dependencies: ["CFFmpeg"],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
+        // glibc's mallopt: training allocates the same large buffers every step.
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "TemporalContrast",
-            dependencies: ["CBLAS"],
+            dependencies: ["CBLAS", "CMalloc"],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
         .executableTarget(

@@ -53,6 +53,13 @@ struct LayerGradientTests {
         norm.beta.value = [0.1, -0.2, 0.3, 0]
         check.layer(norm, input: check.tensor([3, 4, 5, 4], scale: 2))
         check.layer(norm, input: check.tensor([3, 4]))
+        // Fused with ReLU: the same as GroupNorm then ReLU, forward and backward.
+        let fused = GroupNorm(groups: groups, channels: 4, relu: true, name: "gn")
+        fused.gamma.value = norm.gamma.value
+        fused.beta.value = norm.beta.value
+        let x = check.tensor([3, 4, 5, 4], scale: 2)
+        #expect(fused.infer(x) == ReLU().infer(norm.infer(x)))
+        check.layer(fused, input: x, epsilon: 1e-3)
     }
 
     @Test("GroupNorm normalises each sample's group to zero mean and unit variance")

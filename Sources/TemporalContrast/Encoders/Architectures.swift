@@ -22,7 +22,7 @@ public enum BackboneArchitecture: String, Sendable, CaseIterable, Codable {
         case .resnetSmall:
             let stem: [Layer] = [
                 Conv2d(3, 32, kernel: 3, stride: 2, padding: 1, name: "\(prefix).stem.conv", rng: &rng),
-                GroupNorm(groups: 8, channels: 32, name: "\(prefix).stem.gn"), ReLU(),
+                GroupNorm(groups: 8, channels: 32, relu: true, name: "\(prefix).stem.gn"),
             ]
             let plan = [(32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2)]
             var blocks: [Layer] = []
@@ -33,13 +33,13 @@ public enum BackboneArchitecture: String, Sendable, CaseIterable, Codable {
         }
     }
 
-    /// [conv3×3 s2 p1 → GroupNorm → ReLU] per channel step, then global average pooling.
+    /// [conv3×3 s2 p1 → GroupNorm → ReLU] per channel step (GroupNorm and ReLU fused in one
+    /// layer), then global average pooling.
     public static func plainStack(channels: [Int], groups: Int, prefix: String, rng: inout RandomSource) -> Sequential {
         var layers: [Layer] = []
         for i in 1..<channels.count {
             layers.append(Conv2d(channels[i - 1], channels[i], kernel: 3, stride: 2, padding: 1, name: "\(prefix).conv\(i)", rng: &rng))
-            layers.append(GroupNorm(groups: min(groups, channels[i]), channels: channels[i], name: "\(prefix).gn\(i)"))
-            layers.append(ReLU())
+            layers.append(GroupNorm(groups: min(groups, channels[i]), channels: channels[i], relu: true, name: "\(prefix).gn\(i)"))
         }
         layers.append(GlobalAveragePool())
         return Sequential(layers)

@@ -9,8 +9,7 @@ public final class ResidualBlock: Layer {
     public init(_ inChannels: Int, _ outChannels: Int, stride: Int, groups: Int, name: String, rng: inout RandomSource) {
         main = Sequential([
             Conv2d(inChannels, outChannels, kernel: 3, stride: stride, padding: 1, name: "\(name).conv1", rng: &rng),
-            GroupNorm(groups: groups, channels: outChannels, name: "\(name).gn1"),
-            ReLU(),
+            GroupNorm(groups: groups, channels: outChannels, relu: true, name: "\(name).gn1"),
             Conv2d(outChannels, outChannels, kernel: 3, stride: 1, padding: 1, name: "\(name).conv2", rng: &rng),
             GroupNorm(groups: groups, channels: outChannels, name: "\(name).gn2"),
         ])
