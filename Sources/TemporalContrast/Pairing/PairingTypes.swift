@@ -75,6 +75,13 @@ public struct MelView: Sendable, Equatable {
     public var frames: Int
     public var bands: Int
     public var values: [Float]
+
+    public init(frames: Int, bands: Int, values: [Float]) {
+        precondition(values.count == frames * bands, "MelView: \(values.count) values for \(frames)×\(bands)")
+        self.frames = frames
+        self.bands = bands
+        self.values = values
+    }
 }
 
 /// One positive pair with where it came from, ready for augmentation and the replay buffer.
@@ -88,6 +95,15 @@ public struct TrainingExample: Sendable {
     /// Source and time of the anchor; the positive is within the kind's window of it.
     public var origin: SampleOrigin
     public var positiveTime: Double
+
+    public init(kind: PairKind, anchor: ImageView, positive: ImageView?, audio: MelView?, origin: SampleOrigin, positiveTime: Double) {
+        self.kind = kind
+        self.anchor = anchor
+        self.positive = positive
+        self.audio = audio
+        self.origin = origin
+        self.positiveTime = positiveTime
+    }
 
     /// Bytes this example holds (what the replay buffer's bound counts).
     public var byteCount: Int {

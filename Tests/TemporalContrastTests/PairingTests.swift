@@ -1,0 +1,216 @@
+import Foundation
+import Testing
+import TemporalContrast
+
+/// A frame whose pixels are a flat colour (enough for sampler and buffer tests).
+func flatFrame(source: Int = 0, segment: Int, time: Double, value: UInt8 = 100, width: Int = 16, height: Int = 12) -> TimedFrame {
+    TimedFrame(source: source, segment: segment, time: time, width: width, height: height, pixels: [UInt8](repeating: value, count: width * height * 3))
+}
+
+@Suite("Pairing: temporal sampler, audio-video, replay buffer, augmentation")
+struct PairingTests {
+    /// A random timeline with irregular spacing, gaps and timestamp resets (each reset or gap
+    /// starts a new segment, as the decoder reports).
+    static func randomTimeline(_ rng: inout RandomSource) -> [TimedFrame] {
+        var frames: [TimedFrame] = []
+        var t = Double(rng.uniform(0, 5)), segment = 0
+        for _ in 0..<400 {
+            let u = rng.uniform()
+            if u < 0.02 {
+                segment += 1
+                t = Double(rng.uniform(0, 3))  // reset: time starts again
+            } else if u < 0.04 {
+                segment += 1
+                t += Double(rng.uniform(6, 30))  // gap
+            } else {
+                t += Double(rng.uniform(0.01, 0.2))
+            }
+            frames.append(flatFrame(segment: segment, time: t))
+        }
+        return frames
+    }
+
+    @Test("temporal sampler: positives within ±near, negatives beyond far, never across a segment (random timelines)")
+    func temporalProperties() {
+        var rng = RandomSource(seed: 21)
+        let sampler = TemporalPairSampler(near: 0.5, far: 10)
+        for _ in 0..<20 {
+            let frames = Self.randomTimeline(&rng)
+            for anchor in stride(from: 0, to: frames.count, by: 7) {
+                let a = frames[anchor]
+                let hasCandidate = frames.contains { $0.segment == a.segment && $0.time != a.time && abs($0.time - a.time) <= 0.5 }
+                if let p = sampler.positive(for: anchor, in: frames, rng: &rng) {
+                    #expect(frames[p].segment == a.segment)
+                    #expect(abs(frames[p].time - a.time) <= 0.5 && frames[p].time != a.time)
+                } else {
+                    #expect(!hasCandidate, "a positive existed but none was returned")
+                }
+                for n in sampler.negatives(for: anchor, in: frames, count: 5, rng: &rng) {
+                    #expect(frames[n].segment == a.segment && abs(frames[n].time - a.time) > 10)
+                }
+            }
+        }
+    }
+
+    @Test("the timeline forgets old segments and history beyond its horizon")
+    func timeline() {
+        var t = SourceTimeline(source: 0, horizon: 2)
+        for i in 0..<50 { t.append(flatFrame(segment: 0, time: Double(i) * 0.1)) }
+        #expect(t.frames.first!.time >= 4.9 - 2 - 1e-9)
+        t.append(flatFrame(segment: 1, time: 0))
+        #expect(t.frames.count == 1 && t.frames[0].segment == 1)
+    }
+
+    /// Mel chunks whose every value is the time of its own mel frame.
+    static func clockMel(source: Int = 0, segment: Int = 0, from start: Double, frames: Int, hop: Double = 0.01, bands: Int = 4) -> MelChunk {
+        var values: [Float] = []
+        for i in 0..<frames { values += [Float](repeating: Float(start + Double(i) * hop), count: bands) }
+        return MelChunk(source: source, segment: segment, time: start, hop: hop, bands: bands, values: values)
+    }
+
+    @Test("audio-video pairs are synchronous within the jitter; video-only sources give none")
+    func audioVideoSync() {
+        var config = PairingConfig()
+        config.audioWindow = 1
+        config.audioJitter = 0.1
+        config.audioVideoPerSecond = 10
+        var stage = PairingStage(source: 0, config: config, seed: 5)
+        var pairs: [TrainingExample] = []
+        for step in 0..<100 {
+            let t = Double(step) * 0.04
+            stage.ingest(Self.clockMel(from: t, frames: 4))
+            pairs += stage.ingest(flatFrame(segment: 0, time: t)).filter { $0.kind == .audioVideo }
+        }
+        #expect(pairs.count > 20)
+        for p in pairs {
+            let mel = p.audio!
+            #expect(mel.frames == 100)
+            // The window's own clock: its middle is within jitter (+ one hop of rounding) of the frame.
+            let middle = Double(mel.values[(mel.frames / 2) * mel.bands])
+            #expect(abs(middle - p.origin.time) <= 0.1 + 0.011, "window centred at \(middle) for a frame at \(p.origin.time)")
+            #expect(abs(p.positiveTime - p.origin.time) <= 0.1)
+        }
+        var silent = PairingStage(source: 1, config: config, seed: 5)
+        var count = 0
+        for step in 0..<100 { count += silent.ingest(flatFrame(source: 1, segment: 0, time: Double(step) * 0.04)).filter { $0.kind == .audioVideo }.count }
+        #expect(count == 0)
+    }
+
+    @Test("audio windows never span a gap or another segment")
+    func audioGaps() {
+        var timeline = SourceTimeline(source: 0, horizon: 12)
+        timeline.append(Self.clockMel(from: 0, frames: 150))
+        timeline.append(Self.clockMel(from: 3, frames: 150))  // a gap of 1.5 s: history restarts at 3 s
+        #expect(timeline.melWindow(start: 0.2, frames: 100, segment: 0) == nil)
+        #expect(timeline.melWindow(start: 3.2, frames: 100, segment: 0) != nil)
+        #expect(timeline.melWindow(start: 3.2, frames: 100, segment: 1) == nil)
+    }
+
+    static func example(_ frame: TimedFrame, kind: PairKind = .temporal) -> TrainingExample {
+        let view = ImageView(width: frame.width, height: frame.height, pixels: frame.pixels)
+        return TrainingExample(kind: kind, anchor: view, positive: view, audio: nil, origin: frame.origin, positiveTime: frame.time)
+    }
+
+    @Test("the replay buffer stays within its byte bound and keeps the few distinct frames among many copies")
+    func replayBuffer() {
+        var rng = RandomSource(seed: 31)
+        let w = 16, h = 12
+        func textured(_ seed: UInt64) -> [UInt8] {
+            var r = RandomSource(seed: seed)
+            return (0..<(w * h * 3)).map { _ in UInt8(r.index(below: 256)) }
+        }
+        let repeated = textured(1)
+        let distinct = (0..<10).map { textured(100 + UInt64($0)) }
+        let perExample = Self.example(flatFrame(segment: 0, time: 0)).byteCount
+        var buffer = ReplayBuffer(byteLimit: perExample * 30)
+        var t = 0.0
+        for i in 0..<300 {
+            // Near-identical copies (a static camera, small sensor noise), with a distinct frame every 30.
+            var pixels = repeated
+            for _ in 0..<5 { pixels[rng.index(below: pixels.count)] ^= 1 }
+            if i % 30 == 7 { pixels = distinct[i / 30] }
+            buffer.insert(Self.example(TimedFrame(source: 0, segment: 0, time: t, width: w, height: h, pixels: pixels)))
+            t += 0.04
+            #expect(buffer.byteCount <= buffer.byteLimit)
+        }
+        #expect(buffer.count == 30 && buffer.inserted == 300 && buffer.evicted == 270)
+        let kept = Set(buffer.examples.map(\.anchor.pixels))
+        for d in distinct { #expect(kept.contains(d), "a distinct frame was evicted") }
+    }
+
+    @Test("batches follow the kind mix, hand missing kinds' share to the others, and spread across sources")
+    func batchMix() {
+        #expect(PairMix().counts(total: 8, available: [.temporal, .tracked, .audioVideo]) == [.temporal: 4, .tracked: 2, .audioVideo: 2])
+        #expect(PairMix().counts(total: 9, available: [.temporal, .tracked]) == [.temporal: 6, .tracked: 3])
+        var buffer = ReplayBuffer(byteLimit: 64 << 20)
+        var rng = RandomSource(seed: 4)
+        for source in 0..<4 {
+            for i in 0..<20 {
+                var r = RandomSource(seed: UInt64(source * 100 + i))
+                let pixels = (0..<(16 * 12 * 3)).map { _ in UInt8(r.index(below: 256)) }
+                let frame = TimedFrame(source: source, segment: 0, time: Double(i), width: 16, height: 12, pixels: pixels)
+                buffer.insert(Self.example(frame, kind: i % 2 == 0 ? .temporal : .tracked))
+            }
+        }
+        let batch = buffer.sample(16, mix: PairMix(), rng: &rng)
+        #expect(batch.count == 16)
+        #expect(batch.filter { $0.kind == .temporal }.count == 11 && batch.filter { $0.kind == .tracked }.count == 5)
+        #expect(Set(batch.map(\.origin.source)).count >= 3)
+    }
+
+    @Test("augmentations: same seed, same output; crops inside the frame; flip twice is identity")
+    func augmentation() {
+        var pixelRNG = RandomSource(seed: 7)
+        let view = ImageView(width: 40, height: 30, pixels: (0..<(40 * 30 * 3)).map { _ in UInt8(pixelRNG.index(below: 256)) })
+        let aug = ImageAugmentation()
+        var r1 = RandomSource(seed: 9), r2 = RandomSource(seed: 9), r3 = RandomSource(seed: 10)
+        let a = aug.apply(view, rng: &r1), b = aug.apply(view, rng: &r2), c = aug.apply(view, rng: &r3)
+        #expect(a == b)
+        #expect(a != c)
+        #expect(a.count == 64 * 64 * 3 && a.allSatisfy(\.isFinite))
+        var rng = RandomSource(seed: 11)
+        for _ in 0..<500 {
+            let w = 8 + rng.index(below: 300), h = 8 + rng.index(below: 300)
+            let box = aug.cropBox(width: w, height: h, rng: &rng)
+            #expect(box.x >= 0 && box.y >= 0 && box.width > 0 && box.height > 0 && box.x + box.width <= w && box.y + box.height <= h)
+        }
+        let image = ImageAugmentation.resizedCrop(view, box: .init(x: 3, y: 2, width: 20, height: 20), size: 16)
+        #expect(ImageAugmentation.flipped(ImageAugmentation.flipped(image, size: 16), size: 16) == image)
+        #expect(ImageAugmentation.flipped(image, size: 16) != image)
+        let mel = MelView(frames: 10, bands: 4, values: (0..<40).map(Float.init))
+        var m1 = RandomSource(seed: 3), m2 = RandomSource(seed: 3)
+        #expect(AudioAugmentation().apply(mel, rng: &m1) == AudioAugmentation().apply(mel, rng: &m2))
+    }
+
+    @Test("the stage emits all three kinds from moving video with audio")
+    func stageEmitsAllKinds() {
+        var video = MovingObjectVideo(seed: 41)
+        var config = PairingConfig()
+        config.patchSize = 32
+        var stage = PairingStage(source: 3, config: config, seed: 1)
+        var kinds: [PairKind: Int] = [:]
+        for i in 0..<100 {
+            let t = Double(i) * 0.04
+            stage.ingest(Self.clockMel(source: 3, from: t, frames: 4))
+            let g = video.frame(x: 10 + i, y: 40, noise: 2)
+            let rgb = g.values.flatMap { v -> [UInt8] in let b = UInt8(max(0, min(255, v))); return [b, b, b] }
+            let frame = TimedFrame(source: 3, segment: 0, time: t, width: 128, height: 128, pixels: rgb)
+            for e in stage.ingest(frame) {
+                kinds[e.kind, default: 0] += 1
+                #expect(e.origin.source == 3)
+                if e.kind == .temporal { #expect(abs(e.positiveTime - e.origin.time) <= 0.5) }
+                if e.kind == .tracked { #expect(e.anchor.width == 32 && e.positive?.width == 32) }
+            }
+        }
+        // 4 s of video at 4 pairs/s per kind, less the anchors' lag (0.5 s temporal, 0.8 s audio).
+        #expect(kinds[.temporal, default: 0] >= 12 && kinds[.audioVideo, default: 0] >= 10 && kinds[.tracked, default: 0] >= 1, "\(kinds)")
+    }
+
+    @Test("the config validates and names the key at fault")
+    func config() {
+        #expect(PairingConfig().validationError() == nil)
+        var c = PairingConfig()
+        c.far = 0.2
+        #expect(c.validationError()?.contains("pairing.far") == true)
+    }
+}
