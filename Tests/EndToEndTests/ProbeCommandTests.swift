@@ -113,3 +113,21 @@ struct ProbeCommandTests {
         #expect(result.stderr.contains("--threads"))
     }
 }
+
+@Suite("ssl-daemon bench pairing (binary)", .timeLimit(.minutes(2)))
+struct PairingBenchCommandTests {
+    @Test("all three pair kinds from a clip with audio; none of the audio kind from a video-only clip")
+    func pairing() throws {
+        let withAudio = try run(try daemonBinary(), ["bench", "pairing", sampleClip("h264_aac.mp4"), "--repeat", "2"])
+        #expect(withAudio.status == 0, "\(withAudio.stderr)")
+        let o = try jsonObject(try #require(withAudio.stdout.split(separator: "\n").last))
+        let pairs = try #require(o["pairs"] as? [String: Int])
+        #expect((pairs["temporal"] ?? 0) > 10 && (pairs["audio_video"] ?? 0) > 10, "\(pairs)")
+        #expect((o["realtime_factor"] as? Double ?? 0) > 0)
+        let silent = try run(try daemonBinary(), ["bench", "pairing", sampleClip("video_only.mp4")])
+        #expect(silent.status == 0, "\(silent.stderr)")
+        let s = try jsonObject(try #require(silent.stdout.split(separator: "\n").last))
+        #expect((s["pairs"] as? [String: Int])?["audio_video"] == 0)
+        #expect(((s["pairs"] as? [String: Int])?["temporal"] ?? 0) > 0)
+    }
+}
