@@ -2,11 +2,11 @@ import ArgumentParser
 import StreamDecode
 
 @main
-struct SSLDaemon: ParsableCommand {
+struct SSLDaemon: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ssl-daemon",
         abstract: "Learns visual and audio representations from video by self-supervision.",
-        subcommands: [Probe.self, Bench.self]
+        subcommands: [Run.self, Inspect.self, Probe.self, Bench.self]
     )
 }
 

@@ -5,11 +5,16 @@ public final class EmbeddingNetwork {
     public let backbone: Sequential
     public let projector: Sequential
 
-    public init(architecture: BackboneArchitecture, head: ProjectionHead = ProjectionHead(), rng: inout RandomSource) {
+    /// Parameter-name prefix ("" for the video network, "audio." for the audio one), so the
+    /// networks of one learner never share a name in the optimizer state or a checkpoint.
+    public let prefix: String
+
+    public init(architecture: BackboneArchitecture, head: ProjectionHead = ProjectionHead(), prefix: String = "", rng: inout RandomSource) {
         self.architecture = architecture
         self.head = head
-        backbone = architecture.make(rng: &rng)
-        projector = head.make(input: architecture.featureDimension, rng: &rng)
+        self.prefix = prefix
+        backbone = architecture.make(prefix: "\(prefix)backbone", rng: &rng)
+        projector = head.make(input: architecture.featureDimension, prefix: "\(prefix)head", rng: &rng)
     }
 
     /// Every parameter, backbone first, in a fixed order (checkpoints and momentum rely on it).
@@ -50,7 +55,7 @@ public final class EmbeddingNetwork {
     /// A network of the same shape with a copy of this one's weights (the momentum encoder).
     public func copy() -> EmbeddingNetwork {
         var rng = RandomSource(seed: 0)
-        let other = EmbeddingNetwork(architecture: architecture, head: head, rng: &rng)
+        let other = EmbeddingNetwork(architecture: architecture, head: head, prefix: prefix, rng: &rng)
         for (dst, src) in zip(other.parameters, parameters) { dst.value = src.value }
         return other
     }

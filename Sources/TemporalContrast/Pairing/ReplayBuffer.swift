@@ -175,12 +175,26 @@ public struct ReplayBuffer: Sendable {
         entries[i].stale = false
     }
 
+    /// Examples trained on fewer than `maxUses` times (all of them when nil).
+    public func available(maxUses: Int? = nil) -> Int {
+        guard let maxUses else { return entries.count }
+        return entries.reduce(0) { $0 + ($1.uses < maxUses ? 1 : 0) }
+    }
+
+    /// Examples not yet trained on.
+    public var unseen: Int { available(maxUses: 1) }
+
     /// Draws up to `total` distinct examples with kinds in `mix` proportions, spreading each kind's
-    /// share across sources (a random source first, then a random example of it). Counts each use.
-    public mutating func sample(_ total: Int, mix: PairMix, rng: inout RandomSource) -> [TrainingExample] {
+    /// share across sources (a random source first, then a random example of it), among examples
+    /// used fewer than `maxUses` times. Counts each use.
+    public mutating func sample(_ total: Int, mix: PairMix, rng: inout RandomSource, maxUses: Int? = nil) -> [TrainingExample] {
         var byKind: [PairKind: [Int: [Int]]] = [:]
-        for (i, e) in entries.enumerated() { byKind[e.example.kind, default: [:]][e.example.origin.source, default: []].append(i) }
-        let counts = mix.counts(total: min(total, entries.count), available: Set(byKind.keys))
+        var eligible = 0
+        for (i, e) in entries.enumerated() where maxUses.map({ e.uses < $0 }) ?? true {
+            byKind[e.example.kind, default: [:]][e.example.origin.source, default: []].append(i)
+            eligible += 1
+        }
+        let counts = mix.counts(total: min(total, eligible), available: Set(byKind.keys))
         var chosen: [Int] = []
         for kind in PairKind.allCases {
             guard var sources = byKind[kind], let want = counts[kind] else { continue }

@@ -1,0 +1,217 @@
+/// What `Learner` trains and how.
+public struct LearnerConfig: Sendable, Equatable {
+    public enum Objective: String, Sendable, CaseIterable { case moco, infonce, vicreg }
+    public enum OptimizerKind: String, Sendable, CaseIterable { case sgd, adamw }
+
+    public var video: BackboneArchitecture = .reference
+    public var hidden = 256
+    public var embedding = 128
+    public var objective: Objective = .moco
+    public var temperature: Float = 0.1
+    public var queue = 4096
+    public var keyMomentum: Float = 0.99
+    /// Same-source negatives closer than this many seconds are masked (the pairing stage's `far`).
+    public var maskWindow: Double = 10
+    /// Weight of the cross-modal loss on audio-video pairs; 0 trains no audio encoder.
+    public var audioWeight: Float = 1
+    public var optimizer: OptimizerKind = .sgd
+    public var learningRate: Float = 0.03
+    public var momentum: Float = 0.9
+    public var weightDecay: Float = 1e-4
+    public var warmupSteps = 200
+    public var maxGradientNorm: Float = 5
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    var head: ProjectionHead { ProjectionHead(hidden: hidden, output: embedding, normalize: objective != .vicreg) }
+}
+
+/// The daemon's learner: a video encoder trained on image pairs (temporal and tracked) with the
+/// configured objective, and an audio encoder trained with the video encoder on audio-video pairs
+/// (cross-modal InfoNCE), one optimizer step over both per batch. Its whole state round-trips
+/// through `state()` and `restore(_:)`.
+public final class Learner {
+    public let config: LearnerConfig
+    public let video: EmbeddingNetwork
+    public let videoKey: EmbeddingNetwork?
+    public let audio: EmbeddingNetwork?
+    public private(set) var queue: KeyQueue?
+    public let optimizer: Optimizer
+    public private(set) var step = 0
+    public private(set) var skippedUpdates = 0
+    public static let formatVersion = "1"
+
+    /// One step's inputs: image views `[n, s, s, 3]` (anchors and positives) and audio-video pairs
+    /// (frames `[m, s, s, 3]`, log-mel `[m, bands, frames, 1]`), each with origins for masking.
+    public struct Batch: Sendable {
+        public var anchors: Tensor?
+        public var positives: Tensor?
+        public var imageOrigins: [SampleOrigin] = []
+        public var frames: Tensor?
+        public var mels: Tensor?
+        public var audioOrigins: [SampleOrigin] = []
+
+        public init() {}
+    }
+
+    public struct Report: Sendable {
+        public var step: Int
+        public var loss: Float
+        public var imageLoss: Float?
+        public var audioLoss: Float?
+        public var health: ContrastiveHealth?
+        public var learningRate: Float
+        public var skipped: Bool
+    }
+
+    public init(config: LearnerConfig) {
+        self.config = config
+        var rng = RandomSource(seed: config.seed)
+        video = EmbeddingNetwork(architecture: config.video, head: config.head, rng: &rng)
+        videoKey = config.objective == .moco ? video.copy() : nil
+        audio = config.audioWeight > 0 ? EmbeddingNetwork(architecture: .audio, head: config.head, prefix: "audio.", rng: &rng) : nil
+        queue = config.objective == .moco ? KeyQueue(randomCapacity: config.queue, dimension: config.embedding, rng: &rng) : nil
+        switch config.optimizer {
+        case .sgd: optimizer = SGD(momentum: config.momentum, weightDecay: config.weightDecay)
+        case .adamw: optimizer = AdamW(weightDecay: config.weightDecay)
+        }
+    }
+
+    /// Trained parameters (video then audio), in a fixed order.
+    public var parameters: [Parameter] { video.parameters + (audio?.parameters ?? []) }
+
+    public func train(_ batch: Batch) -> Report {
+        var total: Float = 0
+        var report = Report(step: step, loss: 0, learningRate: 0, skipped: false)
+        var keys: Tensor?
+        if let anchors = batch.anchors, let positives = batch.positives, anchors.batch > 1 {
+            let origins = batch.imageOrigins.isEmpty ? nil : batch.imageOrigins
+            let (q, record) = video.forward(anchors)
+            let result: ObjectiveResult
+            switch config.objective {
+            case .moco:
+                videoKey!.momentumUpdate(from: video, momentum: config.keyMomentum)
+                let k = videoKey!.embed(positives)
+                keys = k
+                result = MoCoLoss(temperature: config.temperature, maskWindow: config.maskWindow)(query: q, key: k, queue: queue!, origins: origins)
+                video.backward(result.gradients[0], record: record)
+            case .infonce, .vicreg:
+                let (z, record2) = video.forward(positives)
+                result = config.objective == .infonce
+                    ? InfoNCELoss(temperature: config.temperature, maskWindow: config.maskWindow)(q, z, origins: origins)
+                    : VICRegLoss()(q, z)
+                video.backward(result.gradients[0], record: record)
+                video.backward(result.gradients[1], record: record2)
+            }
+            total += result.loss
+            report.imageLoss = result.loss
+            report.health = result.health
+        }
+        if let audio, let frames = batch.frames, let mels = batch.mels, frames.batch > 1 {
+            let (v, vr) = video.forward(frames)
+            let (a, ar) = audio.forward(mels)
+            let normalize = L2Normalize()
+            // VICReg's head is unnormalised; the cross-modal loss works on cosines either way.
+            let (vn, vc) = config.objective == .vicreg ? normalize.forward(v) : (v, nil)
+            let (an, ac) = config.objective == .vicreg ? normalize.forward(a) : (a, nil)
+            let result = CrossModalInfoNCELoss(temperature: config.temperature, maskWindow: config.maskWindow)(
+                video: vn, audio: an, origins: batch.audioOrigins.isEmpty ? nil : batch.audioOrigins)
+            var gv = result.gradients[0], ga = result.gradients[1]
+            for i in gv.storage.indices { gv.storage[i] *= config.audioWeight }
+            for i in ga.storage.indices { ga.storage[i] *= config.audioWeight }
+            if let vc { gv = normalize.backward(gv, cache: vc, inputGradient: true)! }
+            if let ac { ga = normalize.backward(ga, cache: ac, inputGradient: true)! }
+            video.backward(gv, record: vr)
+            audio.backward(ga, record: ar)
+            total += config.audioWeight * result.loss
+            report.audioLoss = result.loss
+        }
+        report.loss = total
+        let parameters = self.parameters
+        let rate = WarmupConstantSchedule(baseRate: config.learningRate, warmupSteps: config.warmupSteps).rate(at: step)
+        report.learningRate = rate
+        if !GradientGuard.isFinite(loss: total, parameters) {
+            GradientGuard.zero(parameters)
+            skippedUpdates += 1
+            report.skipped = true
+        } else {
+            if config.maxGradientNorm > 0 { GradientGuard.clip(parameters, maxNorm: config.maxGradientNorm) }
+            optimizer.step(parameters, learningRate: rate)
+            if let keys { queue!.enqueue(keys, origins: batch.imageOrigins.isEmpty ? nil : batch.imageOrigins) }
+        }
+        step += 1
+        return report
+    }
+
+    // MARK: - State
+
+    private var networks: [(String, EmbeddingNetwork)] {
+        var n: [(String, EmbeddingNetwork)] = [("video", video)]
+        if let videoKey { n.append(("video_key", videoKey)) }
+        if let audio { n.append(("audio", audio)) }
+        return n
+    }
+
+    /// Every tensor and counter training needs to continue exactly, as safetensors: networks'
+    /// parameters under "<network>.<name>", optimizer state under "optimizer.<key>", the key queue
+    /// (times split into two float32s so they survive exactly), and counters in the metadata.
+    public func state() -> SafeTensors {
+        var file = SafeTensors()
+        for (label, net) in networks {
+            for p in net.parameters { file.set("\(label).\(p.name)", shape: p.shape, values: p.value) }
+        }
+        for key in optimizer.state.keys.sorted() {
+            let values = optimizer.state[key]!
+            file.set("optimizer.\(key)", shape: [values.count], values: values)
+        }
+        if let queue {
+            file.set("queue.keys", shape: [queue.capacity, queue.dimension], values: queue.keys)
+            file.set("queue.sources", shape: [queue.capacity], values: queue.origins.map { Float($0.source) })
+            let hi = queue.origins.map { Float($0.time) }
+            file.set("queue.times_hi", shape: [queue.capacity], values: hi)
+            file.set("queue.times_lo", shape: [queue.capacity], values: zip(queue.origins, hi).map { Float($0.time - Double($1)) })
+            file.metadata["queue.write_index"] = String(queue.writeIndex)
+            file.metadata["queue.count"] = String(queue.count)
+        }
+        file.metadata["format_version"] = Self.formatVersion
+        file.metadata["step"] = String(step)
+        file.metadata["skipped_updates"] = String(skippedUpdates)
+        file.metadata["optimizer.steps"] = String(optimizer.steps)
+        return file
+    }
+
+    public struct RestoreError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Loads `state()` output back; every tensor must be present with its shape.
+    public func restore(_ file: SafeTensors) throws(RestoreError) {
+        func fail(_ m: String) -> RestoreError { RestoreError(description: "checkpoint does not match this model: \(m)") }
+        guard file.metadata["format_version"] == Self.formatVersion else { throw fail("format_version \(file.metadata["format_version"] ?? "missing"), expected \(Self.formatVersion)") }
+        for (label, net) in networks {
+            for p in net.parameters {
+                guard let e = file["\(label).\(p.name)"] else { throw fail("missing \(label).\(p.name)") }
+                guard e.shape == p.shape else { throw fail("\(label).\(p.name) has shape \(e.shape), expected \(p.shape)") }
+            }
+        }
+        for (label, net) in networks {
+            for p in net.parameters { p.value = file["\(label).\(p.name)"]!.values }
+        }
+        var state: [String: [Float]] = [:]
+        for name in file.names where name.hasPrefix("optimizer.") { state[String(name.dropFirst("optimizer.".count))] = file[name]!.values }
+        optimizer.state = state
+        optimizer.steps = Int(file.metadata["optimizer.steps"] ?? "0") ?? 0
+        if let q = queue {
+            guard let keys = file["queue.keys"], keys.shape == [q.capacity, q.dimension],
+                let sources = file["queue.sources"], let hi = file["queue.times_hi"], let lo = file["queue.times_lo"],
+                let w = Int(file.metadata["queue.write_index"] ?? ""), let c = Int(file.metadata["queue.count"] ?? ""),
+                w >= 0, w < q.capacity, c >= 0, c <= q.capacity
+            else { throw fail("the key queue is missing or has another size") }
+            let origins = (0..<q.capacity).map { SampleOrigin(source: Int(sources.values[$0]), time: Double(hi.values[$0]) + Double(lo.values[$0])) }
+            queue = KeyQueue(capacity: q.capacity, dimension: q.dimension, keys: keys.values, origins: origins, writeIndex: w, count: c)
+        }
+        step = Int(file.metadata["step"] ?? "0") ?? 0
+        skippedUpdates = Int(file.metadata["skipped_updates"] ?? "0") ?? 0
+    }
+}

@@ -1,0 +1,191 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import StreamDecode
+import TemporalContrast
+
+/// `ssl-daemon run`: the long-running service.
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Learn continuously from watched directories and live streams, checkpointing as it goes.",
+        discussion: """
+            Settings come from --config (TOML; see --print-config for every key and default), then flags.
+            With no source configured it runs once over the bundled samples/clips with its state in ./state.
+            At exit the last line of stdout is a JSON summary.
+            """
+    )
+
+    @Option(help: "TOML config file.")
+    var config: String?
+
+    @Option(help: "Directory to learn from (repeatable); files already there and new ones as they arrive.")
+    var watch: [String] = []
+
+    @Option(help: "Live source URL (udp, tcp, rtsp, rtmp, http/hls, srt) or - for stdin (repeatable).")
+    var stream: [String] = []
+
+    @Option(help: "Directory for checkpoints and the ledger.")
+    var stateDir: String?
+
+    @Option(help: "Seconds between checkpoints.")
+    var checkpointEvery: Double?
+
+    @Option(help: "Stop when the step count (earlier runs included) reaches N, after a final checkpoint; 0 checkpoints the initial weights.")
+    var maxSteps: Int?
+
+    @Option(help: "Times each file is read before the ledger marks it done.")
+    var epochs: Int?
+
+    @Flag(help: "Process the files present in the watched directories once, checkpoint, and exit.")
+    var once = false
+
+    @Option(help: "Seed for weights, sampling and augmentation.")
+    var seed: Int?
+
+    @Flag(help: "Print the effective config (defaults filled in) as TOML and exit.")
+    var printConfig = false
+
+    func validate() throws {
+        if let maxSteps, maxSteps < 0 { throw ValidationError("--max-steps must be >= 0") }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
+        if let checkpointEvery, !(checkpointEvery > 0) { throw ValidationError("--checkpoint-every must be > 0") }
+        if let seed, seed < 0 { throw ValidationError("--seed must be >= 0") }
+    }
+
+    /// The config file, then the flags; no sources at all means the bundled samples, once.
+    func effectiveConfig() throws -> (DaemonConfig, RunLimits) {
+        var c = try config.map(DaemonConfig.load(file:)) ?? DaemonConfig()
+        if !watch.isEmpty { c.watch = watch }
+        if !stream.isEmpty { c.streams = stream }
+        if let stateDir { c.stateDir = stateDir }
+        if let checkpointEvery { c.checkpointEvery = checkpointEvery }
+        if let epochs { c.epochs = epochs }
+        if let seed { c.seed = seed }
+        var limits = RunLimits(once: once, maxSteps: maxSteps)
+        if c.watch.isEmpty && c.streams.isEmpty {
+            let samples = "samples/clips"
+            guard FileManager.default.fileExists(atPath: samples) else {
+                throw ConfigError(description: "no sources: give --watch DIR or --stream URL (or run from the source tree, where samples/clips is the default)")
+            }
+            c.watch = [samples]
+            limits.once = true
+            if epochs == nil && config == nil { c.epochs = 4 }
+        }
+        try c.validate()
+        return (c, limits)
+    }
+
+    func run() async throws {
+        let (config, limits): (DaemonConfig, RunLimits)
+        do { (config, limits) = try effectiveConfig() } catch {
+            FileHandle.standardError.write(Data("ssl-daemon run: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        if printConfig {
+            print(config.toml(), terminator: "")
+            return
+        }
+        let level = Logger.Level(rawValue: config.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = DaemonLogHandler(label: label)
+            h.logLevel = level
+            return h
+        }
+        FFmpegLogLevel.quiet.apply()
+        let logger = Logger(label: "ssl-daemon")
+        let pipeline: TrainingPipeline
+        do {
+            pipeline = try TrainingPipeline(config: config, limits: limits, logger: logger, notifier: SystemdNotifier())
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+        let result = SummaryBox()
+        let service = DaemonService(pipeline: pipeline, result: result)
+        var groupConfig = ServiceGroupConfiguration(
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            logger: logger)
+        // The first SIGTERM/SIGINT shuts down gracefully; a second one (see DaemonService), or the
+        // grace time running out, exits at once (checkpoints are atomic, so the last one is intact).
+        groupConfig.gracefulShutdownSignals = [.sigterm, .sigint]
+        groupConfig.maximumGracefulShutdownDuration = .milliseconds(Int64(config.graceSeconds * 1000))
+        try await ServiceGroup(configuration: groupConfig).run()
+        guard let summary = result.summary else { throw ExitCode(1) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+    }
+}
+
+final class SummaryBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: RunSummary?
+    var summary: RunSummary? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
+
+/// Bridges the blocking pipeline (its own threads) into swift-service-lifecycle.
+struct DaemonService: Service {
+    let pipeline: TrainingPipeline
+    let result: SummaryBox
+
+    func run() async throws {
+        let pipeline = self.pipeline, result = self.result
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                    let thread = Thread {
+                        result.summary = pipeline.run()
+                        done.resume()
+                    }
+                    thread.name = "trainer"
+                    thread.start()
+                }
+            } onGracefulShutdown: {
+                pipeline.logger.notice("shutting down: finishing the step and writing a checkpoint")
+                pipeline.requestStop()
+                Task {
+                    for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                        FileHandle.standardError.write(Data("ssl-daemon: second signal: exiting now\n".utf8))
+                        _exit(1)
+                    }
+                }
+            }
+        } onCancel: {
+            FileHandle.standardError.write(Data("ssl-daemon: second signal or grace time exceeded: exiting now\n".utf8))
+            _exit(1)
+        }
+    }
+}
+
+/// `ssl-daemon inspect CHECKPOINT|STATE_DIR`: a checkpoint's metadata as JSON.
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a checkpoint's metadata (step, config, progress, ...) as JSON.")
+
+    @Argument(help: "A checkpoint file, a state directory, or its checkpoints/ directory.")
+    var path: String
+
+    func run() throws {
+        var reasons: [String] = []
+        guard let url = CheckpointStore.resolve(URL(fileURLWithPath: path), report: { reasons.append($0) }) else {
+            FileHandle.standardError.write(Data("ssl-daemon inspect: no valid checkpoint at \(path)\(reasons.isEmpty ? "" : ": " + reasons.joined(separator: "; "))\n".utf8))
+            throw ExitCode(1)
+        }
+        let file: SafeTensors
+        do { file = try CheckpointStore.load(url) } catch {
+            FileHandle.standardError.write(Data("ssl-daemon inspect: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        var object: [String: Any] = file.metadata
+        object["step"] = Int(file.metadata["step"] ?? "") ?? -1
+        object["path"] = url.path
+        object["tensors"] = file.names.count
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        print(String(decoding: data, as: UTF8.self))
+    }
+}

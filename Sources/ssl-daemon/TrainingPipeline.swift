@@ -1,0 +1,625 @@
+import Dispatch
+import Foundation
+import Logging
+import StreamDecode
+import TemporalContrast
+
+/// How a run should end, on top of the config.
+struct RunLimits: Sendable {
+    /// Process the files present at start once, then stop (a batch job).
+    var once = false
+    /// Stop when the learner's step count (earlier runs included) reaches this.
+    var maxSteps: Int?
+}
+
+/// The JSON line printed at exit.
+struct RunSummary: Encodable {
+    struct Pairs: Encodable { var temporal = 0, tracked = 0, audio_video = 0 }
+    struct Files: Encodable { var ok = 0, bad = 0 }
+    var steps: Int
+    var pairs: Pairs
+    var files: Files
+    var loss_first: Double?
+    var loss_last: Double?
+    var checkpoint: String?
+    var dropped_frames: Int
+    var skipped_updates: Int
+}
+
+/// The running daemon: sources feed pairing on their own threads, the replay buffer sits between
+/// them and the trainer (the calling thread of `run()`), and checkpoints are written on their own
+/// queue from a snapshot taken between steps.
+final class TrainingPipeline: @unchecked Sendable {
+    let config: DaemonConfig
+    let limits: RunLimits
+    let logger: Logger
+    let notifier: SystemdNotifier?
+    let stateDirectory: URL
+    let store: CheckpointStore
+    let ledger: Ledger
+    let learner: Learner
+
+    /// Guards everything below it; trainer and sources wait on it instead of spinning.
+    private let state = NSCondition()
+    private var buffer: ReplayBuffer
+    private var stopping = false
+    private var pendingFiles: [URL] = []
+    private var queuedPaths: Set<String> = []
+    private var fileWorkerBusy = false
+    private var scannedOnce = false
+    private var liveInterrupts: [DecodeInterrupt] = []
+    private var liveConnected = 0
+    private var summaryPairs = RunSummary.Pairs()
+    private var summaryFiles = RunSummary.Files()
+    private var droppedFrames = 0
+    private var nextSource = 0
+    /// Files being read: path → (epoch, time reached), saved in checkpoints.
+    private var progress: [String: (epoch: Int, time: Double)] = [:]
+    private var resumeProgress: [String: (epoch: Int, time: Double)] = [:]
+
+    private var losses: [Float] = []
+    private var lastCheckpoint: URL?
+    private let checkpointQueue = DispatchQueue(label: "ssl-daemon.checkpoint")
+    private var lastCheckpointTime = Date()
+    private var rng: RandomSource
+    private var pairsTrained = 0
+    private var lastStatusTime = Date()
+    private var lastStatusPairs = 0
+    private var lastWatchdogStep = -1
+
+    init(config: DaemonConfig, limits: RunLimits, logger: Logger, notifier: SystemdNotifier?) throws {
+        self.config = config
+        self.limits = limits
+        self.logger = logger
+        self.notifier = notifier
+        stateDirectory = URL(fileURLWithPath: config.stateDir, isDirectory: true)
+        store = CheckpointStore(directory: stateDirectory.appendingPathComponent("checkpoints"), keep: config.keep)
+        ledger = try Ledger(stateDirectory: stateDirectory)
+        var lc = LearnerConfig()
+        lc.video = BackboneArchitecture(rawValue: config.videoArchitecture)!
+        lc.hidden = config.projectionHidden
+        lc.embedding = config.embedding
+        lc.objective = LearnerConfig.Objective(rawValue: config.objective)!
+        lc.temperature = Float(config.temperature)
+        lc.queue = config.queue
+        lc.keyMomentum = Float(config.keyMomentum)
+        lc.maskWindow = config.pairing.far
+        lc.audioWeight = Float(config.audioWeight)
+        lc.optimizer = LearnerConfig.OptimizerKind(rawValue: config.optimizer)!
+        lc.learningRate = Float(config.learningRate)
+        lc.momentum = Float(config.sgdMomentum)
+        lc.weightDecay = Float(config.weightDecay)
+        lc.warmupSteps = config.warmupSteps
+        lc.maxGradientNorm = Float(config.maxGradientNorm)
+        lc.seed = UInt64(config.seed)
+        learner = Learner(config: lc)
+        buffer = ReplayBuffer(byteLimit: config.pairing.bufferBytes)
+        rng = RandomSource(seed: UInt64(config.seed) &+ 0x5EED)
+        try resume()
+    }
+
+    // MARK: - Resume and checkpoints
+
+    private func resume() throws {
+        guard let (url, file) = store.newestValid(report: { self.logger.warning("skipping damaged checkpoint", metadata: ["reason": "\($0)"]) }) else {
+            logger.info("starting fresh", metadata: ["state_dir": "\(stateDirectory.path)"])
+            return
+        }
+        do { try learner.restore(file) } catch {
+            throw ConfigError(description: "checkpoint \(url.path): \(error.description)")
+        }
+        if let raw = file.metadata["rng"], let words = Optional(raw.split(separator: ",").compactMap { UInt64($0, radix: 16) }),
+            let restored = RandomSource(state: words)
+        {
+            rng = restored
+        }
+        if let json = file.metadata["progress"], let data = json.data(using: .utf8),
+            let decoded = try? JSONDecoder().decode([String: [Double]].self, from: data)
+        {
+            resumeProgress = decoded.mapValues { (Int($0[0]), $0[1]) }
+        }
+        lastCheckpoint = url
+        logger.info("resumed", metadata: ["checkpoint": "\(url.path)", "step": "\(learner.step)"])
+    }
+
+    /// A consistent snapshot (taken on the trainer thread, between steps) written on the
+    /// checkpoint queue; `wait` blocks until it is durable.
+    private func checkpoint(wait: Bool) {
+        var file = learner.state()
+        file.metadata["rng"] = rng.state.map { String($0, radix: 16) }.joined(separator: ",")
+        file.metadata["config"] = config.toml()
+        file.metadata["wall_clock"] = ISO8601DateFormatter().string(from: Date())
+        state.lock()
+        let snapshot = progress.mapValues { [Double($0.epoch), $0.time] }
+        state.unlock()
+        file.metadata["progress"] = String(decoding: (try? JSONEncoder().encode(snapshot)) ?? Data("{}".utf8), as: UTF8.self)
+        let step = learner.step
+        let snapshotFile = file
+        let work: @Sendable () -> Void = {
+            do {
+                let url = try self.store.write(snapshotFile, step: step)
+                self.state.lock()
+                self.lastCheckpoint = url
+                self.state.unlock()
+                self.logger.info("checkpoint written", metadata: ["path": "\(url.path)", "step": "\(step)"])
+            } catch {
+                self.logger.error("checkpoint failed", metadata: ["error": "\(error)"])
+            }
+        }
+        lastCheckpointTime = Date()
+        if wait { checkpointQueue.sync(execute: work) } else { checkpointQueue.async(execute: work) }
+    }
+
+    // MARK: - Control
+
+    /// Graceful stop (a signal): sources stop, the trainer finishes its step, a checkpoint follows.
+    func requestStop() {
+        state.lock()
+        stopping = true
+        let interrupts = liveInterrupts
+        state.broadcast()
+        state.unlock()
+        for i in interrupts { i.interrupt() }
+    }
+
+    // MARK: - Run
+
+    /// Runs until a limit is reached or `requestStop()`; returns the summary.
+    func run() -> RunSummary {
+        ComputeThreads.configure(config.computeThreads)
+        logger.info("starting", metadata: [
+            "watch": "\(config.watch)", "streams": "\(config.streams)", "step": "\(learner.step)",
+            "compute_threads": "\(config.computeThreads)", "blas_core": "\(ComputeThreads.blasCore)",
+        ])
+        if let maxSteps = limits.maxSteps, learner.step >= maxSteps {
+            checkpoint(wait: true)
+            return summary()
+        }
+        startThread(name: "scanner") { self.scanLoop() }
+        startThread(name: "files") { self.fileLoop() }
+        for (i, url) in config.streams.enumerated() { startLiveSource(url, index: i) }
+        notifier?.ready()
+        trainLoop()
+        notifier?.stopping()
+        requestStop()
+        checkpoint(wait: true)
+        return summary()
+    }
+
+    private func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread(block: body)
+        thread.name = name
+        thread.start()
+    }
+
+    private func summary() -> RunSummary {
+        state.lock()
+        defer { state.unlock() }
+        func mean(_ xs: ArraySlice<Float>) -> Double? { xs.isEmpty ? nil : Double(xs.reduce(0, +)) / Double(xs.count) }
+        return RunSummary(
+            steps: learner.step, pairs: summaryPairs, files: summaryFiles,
+            loss_first: mean(losses.prefix(20)), loss_last: mean(losses.suffix(20)),
+            checkpoint: lastCheckpoint?.path, dropped_frames: droppedFrames, skipped_updates: learner.skippedUpdates)
+    }
+
+    // MARK: - Trainer
+
+    private func trainLoop() {
+        let batchSize = config.batch
+        while true {
+            state.lock()
+            if stopping { state.unlock(); return }
+            if let maxSteps = limits.maxSteps, learner.step >= maxSteps { state.unlock(); return }
+            let available = buffer.available(maxUses: config.maxReuse)
+            let filesIdle = pendingFiles.isEmpty && !fileWorkerBusy
+            // Train once a batch is there; with no source left to feed us, train on what remains.
+            let sourcesDone = filesIdle && scannedOnce && config.streams.isEmpty
+            guard available >= batchSize || (sourcesDone && available >= 2) else {
+                if limits.once && sourcesDone {
+                    state.unlock()
+                    return
+                }
+                // Idle until new data (no busy waiting); wake up periodically for checkpoints.
+                _ = state.wait(until: Date().addingTimeInterval(1))
+                state.unlock()
+                maybeCheckpoint()
+                continue
+            }
+            let examples = buffer.sample(batchSize, mix: config.pairing.mix, rng: &rng, maxUses: config.maxReuse)
+            state.broadcast()  // files waiting on backpressure may go on
+            state.unlock()
+            let batch = makeBatch(examples)
+            let report = learner.train(batch)
+            losses.append(report.loss)
+            pairsTrained += examples.count
+            if report.skipped { logger.warning("update skipped: non-finite loss or gradients", metadata: ["step": "\(report.step)"]) }
+            if report.step % 20 == 0 {
+                logger.info("step", metadata: [
+                    "step": "\(report.step)", "loss": "\(report.loss)", "accuracy": "\(report.health?.accuracy ?? .nan)",
+                    "embedding_std": "\(report.health?.embeddingStd ?? .nan)", "lr": "\(report.learningRate)",
+                ])
+            }
+            reportStatus(loss: report.loss)
+            maybeCheckpoint()
+        }
+    }
+
+    private func maybeCheckpoint() {
+        if Date().timeIntervalSince(lastCheckpointTime) >= config.checkpointEvery { checkpoint(wait: false) }
+    }
+
+    /// sd_notify STATUS each few seconds; WATCHDOG only while steps are advancing.
+    private func reportStatus(loss: Float) {
+        guard let notifier else { return }
+        let now = Date()
+        let elapsed = now.timeIntervalSince(lastStatusTime)
+        if let interval = notifier.watchdogInterval, elapsed >= min(interval, 5) || lastWatchdogStep < 0 {
+            if learner.step > lastWatchdogStep { notifier.watchdog() }
+            lastWatchdogStep = learner.step
+        }
+        if elapsed >= 2 {
+            let rate = Double(pairsTrained - lastStatusPairs) / elapsed
+            notifier.status("step \(learner.step), \(Int(rate)) pairs/s, loss \(String(format: "%.3f", loss))")
+            lastStatusTime = now
+            lastStatusPairs = pairsTrained
+        }
+    }
+
+    /// Augmented tensors for one step: image pairs for the video objective, audio-video pairs for
+    /// the cross-modal one (log-mel transposed to [bands, frames, 1]).
+    private func makeBatch(_ examples: [TrainingExample]) -> Learner.Batch {
+        let aug = config.pairing.image, audioAug = config.pairing.audio
+        let s = aug.outputSize
+        var anchors: [Float] = [], positives: [Float] = [], imageOrigins: [SampleOrigin] = []
+        var frames: [Float] = [], mels: [Float] = [], audioOrigins: [SampleOrigin] = []
+        var melShape: (bands: Int, frames: Int)?
+        for e in examples {
+            if e.kind == .audioVideo, let mel = e.audio {
+                if melShape == nil { melShape = (mel.bands, mel.frames) }
+                guard melShape! == (mel.bands, mel.frames) else { continue }
+                frames += aug.apply(e.anchor, rng: &rng)
+                let m = audioAug.apply(mel, rng: &rng)
+                for b in 0..<mel.bands { for t in 0..<mel.frames { mels.append(m[t * mel.bands + b]) } }
+                audioOrigins.append(e.origin)
+            } else if let p = e.positive {
+                anchors += aug.apply(e.anchor, rng: &rng)
+                positives += aug.apply(p, rng: &rng)
+                imageOrigins.append(e.origin)
+            }
+        }
+        var batch = Learner.Batch()
+        if imageOrigins.count >= 2 {
+            batch.anchors = Tensor(shape: [imageOrigins.count, s, s, 3], storage: anchors)
+            batch.positives = Tensor(shape: [imageOrigins.count, s, s, 3], storage: positives)
+            batch.imageOrigins = imageOrigins
+        }
+        if let shape = melShape, audioOrigins.count >= 2 {
+            batch.frames = Tensor(shape: [audioOrigins.count, s, s, 3], storage: frames)
+            batch.mels = Tensor(shape: [audioOrigins.count, shape.bands, shape.frames, 1], storage: mels)
+            batch.audioOrigins = audioOrigins
+        }
+        return batch
+    }
+
+    // MARK: - Sources
+
+    private func decodeOptions(live: Bool) -> DecodeOptions {
+        var o = DecodeOptions()
+        o.video = VideoOptions(size: .shortSide(config.size), fps: config.fps > 0 ? config.fps : nil)
+        o.audio = AudioOptions(sampleRate: config.sampleRate, chunkSamples: config.sampleRate / 10)
+        o.decoderThreads = config.decoderThreads
+        o.ioTimeout = config.liveTimeout
+        return o
+    }
+
+    private func melOptions() -> LogMelOptions {
+        var m = LogMelOptions()
+        m.sampleRate = config.sampleRate
+        m.window = config.sampleRate / 40
+        m.hop = config.sampleRate / 100
+        m.melBands = config.melBands
+        return m
+    }
+
+    /// Hands examples to the replay buffer. Files wait while too many are still untrained
+    /// (backpressure: nothing from a file is lost); live sources never wait.
+    private func deliver(_ examples: [TrainingExample], waitForRoom: Bool) {
+        guard !examples.isEmpty else { return }
+        state.lock()
+        defer { state.unlock() }
+        if waitForRoom {
+            while !stopping && buffer.unseen >= 4 * config.batch { state.wait() }
+        }
+        for e in examples {
+            buffer.insert(e)
+            switch e.kind {
+            case .temporal: summaryPairs.temporal += 1
+            case .tracked: summaryPairs.tracked += 1
+            case .audioVideo: summaryPairs.audio_video += 1
+            }
+        }
+        state.broadcast()
+    }
+
+    private var isStopping: Bool { state.withLock { stopping } }
+
+    private func scanLoop() {
+        var seen: [String: (size: Int64, mtime: Double, since: Date)] = [:]
+        while !isStopping {
+            for dir in config.watch { scan(directory: dir, seen: &seen) }
+            // With --once, wait until every file present at start has settled and been queued.
+            state.lock()
+            let unsettled = seen.contains { path, info in !queuedPaths.contains(path) && !ledger.isSettled(path, size: info.size, mtime: info.mtime, epochs: config.epochs) }
+            if limits.once && !unsettled {
+                scannedOnce = true
+                state.broadcast()
+                state.unlock()
+                return
+            }
+            if !limits.once { scannedOnce = true }
+            _ = state.wait(until: Date().addingTimeInterval(limits.once ? min(0.2, config.pollInterval) : config.pollInterval))
+            state.unlock()
+        }
+    }
+
+    private func scan(directory: String, seen: inout [String: (size: Int64, mtime: Double, since: Date)]) {
+        let fm = FileManager.default
+        guard let walker = fm.enumerator(atPath: directory) else {
+            logger.warning("cannot read watched directory", metadata: ["path": "\(directory)"])
+            return
+        }
+        while let relative = walker.nextObject() as? String {
+            if relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
+            let path = (directory as NSString).appendingPathComponent(relative)
+            guard let attributes = try? fm.attributesOfItem(atPath: path) else { continue }
+            let type = attributes[.type] as? FileAttributeType
+            if type == .typeDirectory { continue }
+            if type == .typeSymbolicLink {
+                // Dangling links and loops cannot be opened: record them once and move on.
+                if (try? fm.destinationOfSymbolicLink(atPath: path)) != nil, fm.fileExists(atPath: path) == false,
+                    ledger.entry(path) == nil
+                {
+                    markBad(path, size: 0, mtime: 0, reason: "broken symbolic link or link loop")
+                }
+                if !fm.fileExists(atPath: path) { continue }
+            }
+            let resolved = (try? fm.attributesOfItem(atPath: (path as NSString).resolvingSymlinksInPath)) ?? attributes
+            guard (resolved[.type] as? FileAttributeType) == .typeRegular else { continue }
+            let size = (resolved[.size] as? NSNumber)?.int64Value ?? 0
+            let mtime = (resolved[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            if ledger.isSettled(path, size: size, mtime: mtime, epochs: config.epochs) { continue }
+            let now = Date()
+            if let previous = seen[path], previous.size == size, previous.mtime == mtime {
+                // Taken only once it has stopped growing for settle_seconds (or is already old).
+                let stable = now.timeIntervalSince(previous.since) >= config.settleSeconds
+                    || now.timeIntervalSince1970 - mtime >= config.settleSeconds
+                if stable { enqueue(path) }
+            } else {
+                seen[path] = (size, mtime, now)
+                if now.timeIntervalSince1970 - mtime >= config.settleSeconds { enqueue(path) }
+            }
+        }
+    }
+
+    private func enqueue(_ path: String) {
+        state.lock()
+        defer { state.unlock() }
+        guard !queuedPaths.contains(path) else { return }
+        queuedPaths.insert(path)
+        pendingFiles.append(URL(fileURLWithPath: path))
+        state.broadcast()
+    }
+
+    private func markBad(_ path: String, size: Int64, mtime: Double, reason: String) {
+        logger.warning("bad file skipped", metadata: ["path": "\(path)", "reason": "\(reason)"])
+        try? ledger.record(Ledger.Entry(path: path, size: size, mtime: mtime, status: "bad", epochs: 0, reason: reason))
+        state.withLock { summaryFiles.bad += 1 }
+    }
+
+    private func fileLoop() {
+        while true {
+            state.lock()
+            while !stopping && pendingFiles.isEmpty { state.wait() }
+            if stopping { state.unlock(); return }
+            let url = pendingFiles.removeFirst()
+            fileWorkerBusy = true
+            let source = nextSource
+            nextSource += 1
+            state.unlock()
+            process(file: url, source: source)
+            state.lock()
+            fileWorkerBusy = false
+            state.broadcast()
+            state.unlock()
+        }
+    }
+
+    private func process(file url: URL, source: Int) {
+        let path = url.path
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        let size = (attributes?[.size] as? NSNumber)?.int64Value ?? 0
+        let mtime = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        let done = ledger.entry(path).flatMap { $0.size == size && $0.mtime == mtime && $0.status == "ok" ? $0.epochs : nil } ?? 0
+        let resumeAt = resumeProgress[path]
+        var decodedAnything = false
+        for epoch in max(done, resumeAt?.epoch ?? 0)..<config.epochs {
+            if isStopping { return }
+            // Each epoch is its own stretch of timeline: nothing pairs across two readings.
+            var stage = PairingStage(source: source, config: config.pairing, seed: UInt64(config.seed) &+ UInt64(source) &* 7919 &+ UInt64(epoch))
+            var mel = DecodeBridge.MelStream(spectrogram: try! LogMelSpectrogram(options: melOptions()), source: source)
+            let skipUntil = resumeAt.map { $0.epoch == epoch ? $0.time : -Double.infinity } ?? -Double.infinity
+            do {
+                let decoder = try MediaDecoder(path, options: decodeOptions(live: false))
+                while let item = try decoder.next() {
+                    if isStopping { return }
+                    switch item {
+                    case .video(let f):
+                        decodedAnything = true
+                        guard f.timestamp >= skipUntil else { continue }
+                        var frame = DecodeBridge.frame(f, source: source)
+                        frame.segment += epoch * 1_000
+                        deliver(stage.ingest(frame), waitForRoom: true)
+                        state.withLock { progress[path] = (epoch, f.timestamp) }
+                    case .audio(let chunk):
+                        decodedAnything = true
+                        guard chunk.timestamp >= skipUntil - 2 else { continue }
+                        if var m = mel.append(chunk) {
+                            m.segment += epoch * 1_000
+                            stage.ingest(m)
+                        }
+                    case .segmentBoundary:
+                        break
+                    }
+                }
+            } catch {
+                if !decodedAnything {
+                    markBad(path, size: size, mtime: mtime, reason: error.description)
+                    state.withLock { _ = progress.removeValue(forKey: path) }
+                    return
+                }
+                logger.warning("file ended with an error; what decoded was used", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
+            try? ledger.record(Ledger.Entry(path: path, size: size, mtime: mtime, status: "ok", epochs: epoch + 1, reason: nil))
+        }
+        state.withLock {
+            _ = progress.removeValue(forKey: path)
+            summaryFiles.ok += 1
+        }
+        logger.info("file done", metadata: ["path": "\(path)", "epochs": "\(config.epochs)"])
+    }
+
+    // MARK: - Live sources
+
+    /// A bounded hand-off from a live reader to its pairing thread that drops the oldest frames
+    /// instead of making the reader wait.
+    private final class LiveQueue: @unchecked Sendable {
+        private let condition = NSCondition()
+        private var items: [MediaItem] = []
+        private var closed = false
+        let capacity: Int
+        private(set) var dropped = 0
+
+        init(capacity: Int) { self.capacity = capacity }
+
+        func push(_ item: MediaItem) -> Int {
+            condition.lock()
+            defer { condition.unlock() }
+            var droppedNow = 0
+            if case .video = item, items.filter({ if case .video = $0 { return true } else { return false } }).count >= capacity,
+                let oldest = items.firstIndex(where: { if case .video = $0 { return true } else { return false } })
+            {
+                items.remove(at: oldest)
+                dropped += 1
+                droppedNow = 1
+            }
+            items.append(item)
+            condition.signal()
+            return droppedNow
+        }
+
+        func pop() -> MediaItem? {
+            condition.lock()
+            defer { condition.unlock() }
+            while items.isEmpty && !closed { condition.wait() }
+            return items.isEmpty ? nil : items.removeFirst()
+        }
+
+        func close() {
+            condition.lock()
+            closed = true
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    private func startLiveSource(_ location: String, index: Int) {
+        let source: Int = state.withLock {
+            defer { nextSource += 1 }
+            return nextSource
+        }
+        let queue = LiveQueue(capacity: config.liveQueueFrames)
+        startThread(name: "live-\(index)") { self.liveReader(location, queue: queue) }
+        startThread(name: "live-pairing-\(index)") { self.livePairing(queue: queue, source: source) }
+    }
+
+    private func liveReader(_ location: String, queue: LiveQueue) {
+        var delay = config.backoffInitial
+        var connection = 0
+        while !isStopping {
+            let interrupt = DecodeInterrupt()
+            state.withLock { liveInterrupts.append(interrupt) }
+            let connectedAt = Date()
+            var gotFrames = false
+            do {
+                let decoder = try MediaDecoder(location, options: decodeOptions(live: true), interrupt: interrupt)
+                logger.info("live source connected", metadata: ["url": "\(location)", "connection": "\(connection)"])
+                state.withLock { liveConnected += 1 }
+                defer { state.withLock { liveConnected -= 1 } }
+                // A stall (no frame for stall_seconds) forces a reconnect.
+                let watchdog = DispatchSource.makeTimerSource(queue: .global())
+                let lastFrame = LockedDate()
+                watchdog.schedule(deadline: .now() + 1, repeating: 1)
+                watchdog.setEventHandler {
+                    if Date().timeIntervalSince(lastFrame.value) > self.config.stallSeconds { interrupt.interrupt() }
+                }
+                watchdog.resume()
+                defer { watchdog.cancel() }
+                while let item = try decoder.next() {
+                    var shifted = item
+                    // Each connection is its own stretch of timeline.
+                    switch item {
+                    case .video(var f):
+                        f.segment += connection * 1_000
+                        shifted = .video(f)
+                        lastFrame.value = Date()
+                        gotFrames = true
+                    case .audio(var c):
+                        c.segment += connection * 1_000
+                        shifted = .audio(c)
+                    case .segmentBoundary:
+                        continue
+                    }
+                    let dropped = queue.push(shifted)
+                    if dropped > 0 { state.withLock { droppedFrames += dropped } }
+                }
+                logger.warning("live source ended", metadata: ["url": "\(location)"])
+            } catch {
+                if isStopping { break }
+                logger.warning("live source failed", metadata: ["url": "\(location)", "error": "\(error)"])
+            }
+            state.withLock { liveInterrupts.removeAll { $0 === interrupt } }
+            connection += 1
+            if gotFrames && Date().timeIntervalSince(connectedAt) >= config.backoffResetAfter { delay = config.backoffInitial }
+            // Exponential backoff with ±25 % jitter, interruptible by a stop.
+            let jittered = delay * Double(0.75 + 0.5 * Float(UInt32.random(in: 0...1000)) / 1000)
+            logger.info("reconnecting", metadata: ["url": "\(location)", "in_seconds": "\(String(format: "%.1f", jittered))"])
+            state.lock()
+            if !stopping { _ = state.wait(until: Date().addingTimeInterval(jittered)) }
+            state.unlock()
+            delay = min(config.backoffMax, delay * 2)
+        }
+        queue.close()
+    }
+
+    private func livePairing(queue: LiveQueue, source: Int) {
+        var stage = PairingStage(source: source, config: config.pairing, seed: UInt64(config.seed) &+ UInt64(source) &* 7919)
+        var mel = DecodeBridge.MelStream(spectrogram: try! LogMelSpectrogram(options: melOptions()), source: source)
+        while let item = queue.pop() {
+            switch item {
+            case .video(let f): deliver(stage.ingest(DecodeBridge.frame(f, source: source)), waitForRoom: false)
+            case .audio(let c): if let m = mel.append(c) { stage.ingest(m) }
+            case .segmentBoundary: break
+            }
+        }
+    }
+}
+
+/// A date shared between a reader and its stall timer.
+final class LockedDate: @unchecked Sendable {
+    private let lock = NSLock()
+    private var date = Date()
+    var value: Date {
+        get { lock.withLock { date } }
+        set { lock.withLock { date = newValue } }
+    }
+}
