@@ -117,6 +117,7 @@ extension DaemonConfig {
         try check(queue >= 1, "objective.queue must be at least 1")
         try check(keyMomentum >= 0 && keyMomentum < 1, "objective.key_momentum must be in [0, 1)")
         try check(audioWeight >= 0, "objective.audio_weight must be >= 0")
+        try check(maskWindow >= 0, "objective.mask_window must be >= 0")
         try check(["sgd", "adamw"].contains(optimizer), "optimizer.kind must be sgd or adamw, got '\(optimizer)'")
         try check(learningRate > 0, "optimizer.learning_rate must be > 0")
         try check(sgdMomentum >= 0 && sgdMomentum < 1, "optimizer.momentum must be in [0, 1)")

@@ -32,6 +32,7 @@ struct DaemonConfig: Sendable, Equatable {
     var queue = 4096
     var keyMomentum = 0.99
     var audioWeight = 1.0
+    var maskWindow = 2.0
     // [optimizer]
     var optimizer = "sgd"
     var learningRate = 0.03
@@ -108,6 +109,7 @@ extension DaemonConfig {
         ConfigField(key: "objective.queue", kind: .int(\.queue), help: "MoCo key queue length"),
         ConfigField(key: "objective.key_momentum", kind: .double(\.keyMomentum), help: "EMA momentum of the key encoder"),
         ConfigField(key: "objective.audio_weight", kind: .double(\.audioWeight), help: "weight of the audio-video loss"),
+        ConfigField(key: "objective.mask_window", kind: .double(\.maskWindow), help: "negatives from the same source within this many seconds are masked (likely the same content)"),
         ConfigField(key: "optimizer.kind", kind: .string(\.optimizer), help: "sgd or adamw"),
         ConfigField(key: "optimizer.learning_rate", kind: .double(\.learningRate), help: "rate after warmup (constant: the stream is open-ended)"),
         ConfigField(key: "optimizer.momentum", kind: .double(\.sgdMomentum), help: "SGD momentum"),

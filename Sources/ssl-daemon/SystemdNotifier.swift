@@ -53,7 +53,8 @@ final class SystemdNotifier: Sendable {
     }
 
     /// Sends `message` (one or more newline-separated `KEY=VALUE` lines) as one datagram. Failures are
-    /// ignored; MSG_NOSIGNAL keeps a vanished peer from raising SIGPIPE.
+    /// ignored; MSG_NOSIGNAL keeps a vanished peer from raising SIGPIPE. Like libsystemd's sd_notify the
+    /// socket is blocking, so a call waits only while systemd's receive queue is full.
     func send(_ message: String) {
         let bytes = Array(message.utf8)
         guard !bytes.isEmpty else { return }

@@ -83,7 +83,8 @@ final class TrainingPipeline: @unchecked Sendable {
         lc.temperature = Float(config.temperature)
         lc.queue = config.queue
         lc.keyMomentum = Float(config.keyMomentum)
-        lc.maskWindow = config.pairing.far
+        // A short window: masking everything within `far` would leave short clips with no negatives.
+        lc.maskWindow = config.maskWindow
         lc.audioWeight = Float(config.audioWeight)
         lc.optimizer = LearnerConfig.OptimizerKind(rawValue: config.optimizer)!
         lc.learningRate = Float(config.learningRate)
@@ -219,10 +220,12 @@ final class TrainingPipeline: @unchecked Sendable {
                     state.unlock()
                     return
                 }
-                // Idle until new data (no busy waiting); wake up periodically for checkpoints.
+                // Idle until new data (no busy waiting); wake up periodically for checkpoints and
+                // the watchdog: a trainer waiting for data is alive, only a stuck one is not.
                 _ = state.wait(until: Date().addingTimeInterval(1))
                 state.unlock()
                 maybeCheckpoint()
+                idlePing()
                 continue
             }
             let examples = buffer.sample(batchSize, mix: config.pairing.mix, rng: &rng, maxUses: config.maxReuse)
@@ -242,6 +245,15 @@ final class TrainingPipeline: @unchecked Sendable {
             reportStatus(loss: report.loss)
             maybeCheckpoint()
         }
+    }
+
+    private var lastIdlePing = Date.distantPast
+
+    private func idlePing() {
+        guard let notifier, let interval = notifier.watchdogInterval, Date().timeIntervalSince(lastIdlePing) >= min(interval, 5) else { return }
+        notifier.watchdog()
+        notifier.status("step \(learner.step), waiting for new data")
+        lastIdlePing = Date()
     }
 
     private func maybeCheckpoint() {

@@ -10,8 +10,8 @@ public struct LearnerConfig: Sendable, Equatable {
     public var temperature: Float = 0.1
     public var queue = 4096
     public var keyMomentum: Float = 0.99
-    /// Same-source negatives closer than this many seconds are masked (the pairing stage's `far`).
-    public var maskWindow: Double = 10
+    /// Same-source negatives closer than this many seconds are masked (likely the same content).
+    public var maskWindow: Double = 2
     /// Weight of the cross-modal loss on audio-video pairs; 0 trains no audio encoder.
     public var audioWeight: Float = 1
     public var optimizer: OptimizerKind = .sgd
