@@ -29,7 +29,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-want="numpy"
+want="numpy safetensors"
 case " ${SSL_SETUP_PY:-} " in *" bench "*) want="$want av" ;; esac
 case " ${SSL_SETUP_PY:-} " in *" torch "*) want="$want torch" ;; esac
 for pkg in $want; do

@@ -116,7 +116,10 @@ struct Run: AsyncParsableCommand {
         guard let summary = result.summary else { throw ExitCode(1) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+        FileHandle.standardOutput.write(Data((String(decoding: try encoder.encode(summary), as: UTF8.self) + "\n").utf8))
+        // Everything is durable by now (final checkpoint written, ledger fsynced). Exit explicitly
+        // so no lingering source or BLAS thread can keep the process alive past its summary.
+        Glibc.exit(0)
     }
 }
 

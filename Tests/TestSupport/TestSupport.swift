@@ -26,8 +26,10 @@ public struct TestFailure: Error, CustomStringConvertible {
 /// Runs a program to completion, capturing its output. `stdin` names a file to feed it, otherwise
 /// it reads /dev/null.
 @discardableResult
-public func run(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> ProcessResult {
+public func run(_ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], directory: String? = nil) throws -> ProcessResult {
     let process = Process()
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
     process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
     let out = Pipe(), err = Pipe()
@@ -185,4 +187,71 @@ public func jsonObject(_ line: Substring) throws -> [String: Any] {
         throw TestFailure("not a JSON object: \(line)")
     }
     return object
+}
+
+/// A process running in the background with stdout and stderr going to files, for tests that
+/// signal it (SIGTERM, SIGKILL) and read what it printed.
+public final class DaemonProcess: @unchecked Sendable {
+    private let process = Process()
+    public let stdoutURL: URL
+    public let stderrURL: URL
+
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], logDirectory: URL, name: String) throws {
+        stdoutURL = logDirectory.appendingPathComponent("\(name).out")
+        stderrURL = logDirectory.appendingPathComponent("\(name).err")
+        FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
+        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+        process.standardError = try FileHandle(forWritingTo: stderrURL)
+        try process.run()
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+    public var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+    public var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+
+    public func signal(_ signal: Int32) { if process.isRunning { Glibc.kill(process.processIdentifier, signal) } }
+
+    /// Waits up to `seconds` for exit; returns (status, killed by a signal) or nil on time-out.
+    public func wait(seconds: Double) -> (status: Int32, signalled: Bool)? {
+        let deadline = monotonicSeconds() + seconds
+        while process.isRunning && monotonicSeconds() < deadline { usleep(50_000) }
+        guard !process.isRunning else { return nil }
+        return (process.terminationStatus, process.terminationReason == .uncaughtSignal)
+    }
+
+    /// Waits until `predicate(stderr)` holds or `seconds` pass.
+    public func waitFor(seconds: Double, _ predicate: (String) -> Bool) -> Bool {
+        let deadline = monotonicSeconds() + seconds
+        while monotonicSeconds() < deadline {
+            if predicate(stderr) { return true }
+            if !process.isRunning { return predicate(stderr) }
+            usleep(100_000)
+        }
+        return false
+    }
+
+    deinit {
+        if process.isRunning {
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// The largest `step=N` an ssl-daemon log mentions.
+public func lastLoggedStep(_ log: String) -> Int {
+    var best = -1
+    for line in log.split(separator: "\n") where line.contains(" step=") {
+        if let r = line.range(of: " step=") {
+            let digits = line[r.upperBound...].prefix { $0.isNumber }
+            best = max(best, Int(digits) ?? -1)
+        }
+    }
+    return best
 }

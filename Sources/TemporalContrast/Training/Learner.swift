@@ -146,20 +146,22 @@ public final class Learner {
 
     // MARK: - State
 
+    /// Checkpoint name prefixes: "video.", "video_key.", and none for the audio network, whose
+    /// parameter names already start with "audio.".
     private var networks: [(String, EmbeddingNetwork)] {
-        var n: [(String, EmbeddingNetwork)] = [("video", video)]
-        if let videoKey { n.append(("video_key", videoKey)) }
-        if let audio { n.append(("audio", audio)) }
+        var n: [(String, EmbeddingNetwork)] = [("video.", video)]
+        if let videoKey { n.append(("video_key.", videoKey)) }
+        if let audio { n.append(("", audio)) }
         return n
     }
 
     /// Every tensor and counter training needs to continue exactly, as safetensors: networks'
-    /// parameters under "<network>.<name>", optimizer state under "optimizer.<key>", the key queue
+    /// parameters under "video.<name>", "video_key.<name>" and "audio.<name>", optimizer state under "optimizer.<key>", the key queue
     /// (times split into two float32s so they survive exactly), and counters in the metadata.
     public func state() -> SafeTensors {
         var file = SafeTensors()
         for (label, net) in networks {
-            for p in net.parameters { file.set("\(label).\(p.name)", shape: p.shape, values: p.value) }
+            for p in net.parameters { file.set("\(label)\(p.name)", shape: p.shape, values: p.value) }
         }
         for key in optimizer.state.keys.sorted() {
             let values = optimizer.state[key]!
@@ -191,12 +193,12 @@ public final class Learner {
         guard file.metadata["format_version"] == Self.formatVersion else { throw fail("format_version \(file.metadata["format_version"] ?? "missing"), expected \(Self.formatVersion)") }
         for (label, net) in networks {
             for p in net.parameters {
-                guard let e = file["\(label).\(p.name)"] else { throw fail("missing \(label).\(p.name)") }
-                guard e.shape == p.shape else { throw fail("\(label).\(p.name) has shape \(e.shape), expected \(p.shape)") }
+                guard let e = file["\(label)\(p.name)"] else { throw fail("missing \(label)\(p.name)") }
+                guard e.shape == p.shape else { throw fail("\(label)\(p.name) has shape \(e.shape), expected \(p.shape)") }
             }
         }
         for (label, net) in networks {
-            for p in net.parameters { p.value = file["\(label).\(p.name)"]!.values }
+            for p in net.parameters { p.value = file["\(label)\(p.name)"]!.values }
         }
         var state: [String: [Float]] = [:]
         for name in file.names where name.hasPrefix("optimizer.") { state[String(name.dropFirst("optimizer.".count))] = file[name]!.values }

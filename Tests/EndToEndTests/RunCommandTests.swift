@@ -1,0 +1,161 @@
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+
+/// `ssl-daemon run` end to end: the built binary on real files, real signals, a real stream.
+@Suite("ssl-daemon run (binary)", .serialized, .timeLimit(.minutes(5)))
+struct RunCommandTests {
+    /// A small, quick configuration (tests run a debug build).
+    static let smallConfig = """
+        [decode]
+        size = 64
+        fps = 8.0
+        [training]
+        batch = 16
+        max_reuse = 4
+        [objective]
+        queue = 256
+        [optimizer]
+        warmup_steps = 5
+        [pairing.image]
+        output_size = 32
+        """
+
+    struct Workspace {
+        let root: URL
+        var media: URL { root.appendingPathComponent("media") }
+        var state: URL { root.appendingPathComponent("state") }
+        var config: URL { root.appendingPathComponent("small.toml") }
+
+        init(clips: [String], extraConfig: String = "") throws {
+            root = try makeTemporaryDirectory("ssl-run")
+            try FileManager.default.createDirectory(at: root.appendingPathComponent("media"), withIntermediateDirectories: true)
+            for clip in clips {
+                try FileManager.default.copyItem(atPath: sampleClip(clip), toPath: root.appendingPathComponent("media/\(clip)").path)
+            }
+            try (RunCommandTests.smallConfig + "\n" + extraConfig).write(to: root.appendingPathComponent("small.toml"), atomically: true, encoding: .utf8)
+        }
+
+        func arguments(_ extra: [String]) -> [String] {
+            ["run", "--config", config.path, "--watch", media.path, "--state-dir", state.path] + extra
+        }
+
+        var ledger: String { (try? String(contentsOf: state.appendingPathComponent("ledger.jsonl"), encoding: .utf8)) ?? "" }
+    }
+
+    static func summary(_ stdout: String) throws -> [String: Any] {
+        try jsonObject(try #require(stdout.split(separator: "\n").last))
+    }
+
+    @Test("--once on samples: exit 0, a checkpoint, every file in the ledger, loss going down, loadable by Python's safetensors")
+    func onceOnSamples() throws {
+        let ws = try Workspace(clips: ["h264_aac.mp4", "vp9_opus.webm", "mpeg4_mp3.mkv", "video_only.mp4", "audio_only.m4a"])
+        defer { removeTemporaryDirectory(ws.root) }
+        let result = try run(try daemonBinary(), ws.arguments(["--once", "--epochs", "3"]))
+        #expect(result.status == 0, "\(result.stderr.suffix(2000))")
+        let s = try Self.summary(result.stdout)
+        let steps = try #require(s["steps"] as? Int)
+        #expect(steps >= 40, "only \(steps) steps")
+        let first = try #require(s["loss_first"] as? Double), last = try #require(s["loss_last"] as? Double)
+        #expect(last < first, "loss \(first) → \(last)")
+        #expect((s["files"] as? [String: Int])?["ok"] == 5)
+        let pairs = try #require(s["pairs"] as? [String: Int])
+        #expect((pairs["temporal"] ?? 0) > 0 && (pairs["audio_video"] ?? 0) > 0)
+        let checkpoint = try #require(s["checkpoint"] as? String)
+        #expect(FileManager.default.fileExists(atPath: checkpoint))
+        for clip in ["h264_aac.mp4", "vp9_opus.webm", "mpeg4_mp3.mkv", "video_only.mp4", "audio_only.m4a"] {
+            #expect(ws.ledger.contains(clip))
+        }
+        let inspect = try run(try daemonBinary(), ["inspect", ws.state.path])
+        #expect(inspect.status == 0)
+        #expect(try jsonObject(Substring(inspect.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))["step"] as? Int == steps)
+        let python = repositoryRoot.appendingPathComponent(".venv/bin/python").path
+        let load = try run(python, ["-c", """
+            import sys
+            from safetensors.numpy import load_file
+            from safetensors import safe_open
+            t = load_file(sys.argv[1])
+            with safe_open(sys.argv[1], framework="numpy") as f:
+                meta = f.metadata()
+            assert int(meta["step"]) == int(sys.argv[2]), meta["step"]
+            assert t["video.backbone.conv1.weight"].shape == (32, 3, 3, 3)
+            assert "queue.keys" in t and "audio.backbone.conv1.weight" in t and "video_key.head.fc2.bias" in t
+            print(len(t))
+            """, checkpoint, String(steps)])
+        #expect(load.status == 0, "\(load.stderr)")
+    }
+
+    @Test("after SIGTERM (exit 0, checkpoint), a restart resumes the step count and does not redo files")
+    func sigtermAndResume() throws {
+        let ws = try Workspace(clips: ["h264_aac.mp4", "video_only.mp4"])
+        defer { removeTemporaryDirectory(ws.root) }
+        let first = try DaemonProcess(try daemonBinary(), ws.arguments(["--epochs", "50"]), logDirectory: ws.root, name: "first")
+        #expect(first.waitFor(seconds: 120) { lastLoggedStep($0) >= 20 })
+        first.signal(SIGTERM)
+        let ended = first.wait(seconds: 60)
+        #expect(ended?.status == 0 && ended?.signalled == false, "\(first.stderr.suffix(1500))")
+        let s1 = try Self.summary(first.stdout)
+        let steps1 = try #require(s1["steps"] as? Int)
+        #expect(steps1 >= 20)
+        #expect(first.stderr.contains("checkpoint written"))
+
+        let second = try run(try daemonBinary(), ws.arguments(["--epochs", "1", "--max-steps", String(steps1 + 5)]))
+        #expect(second.status == 0, "\(second.stderr.suffix(1500))")
+        #expect(second.stderr.contains("resumed") && second.stderr.contains("step=\(steps1)"))
+        let s2 = try Self.summary(second.stdout)
+        #expect(s2["steps"] as? Int == steps1 + 5)
+        // Files the ledger marked done in the first run are not read again.
+        let doneFirst = Set(first.stderr.split(separator: "\n").filter { $0.contains("file done") }.compactMap { $0.split(separator: "path=").last.map(String.init) })
+        for path in doneFirst { #expect(!second.stderr.contains("file done epochs=1 path=\(path)"), "\(path) was read again") }
+    }
+
+    @Test("a bad file dropped into a watched directory is recorded as bad and training goes on")
+    func badFile() throws {
+        let ws = try Workspace(clips: ["h264_aac.mp4"])
+        defer { removeTemporaryDirectory(ws.root) }
+        try Data("definitely not a video".utf8).write(to: ws.media.appendingPathComponent("broken.mp4"))
+        try Data((0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: ws.media.appendingPathComponent("noise.mkv"))
+        let result = try run(try daemonBinary(), ws.arguments(["--once", "--epochs", "2"]))
+        #expect(result.status == 0, "\(result.stderr.suffix(1500))")
+        let s = try Self.summary(result.stdout)
+        #expect((s["files"] as? [String: Int]) == ["ok": 1, "bad": 2])
+        #expect((s["steps"] as? Int ?? 0) > 0)
+        let bad = ws.ledger.split(separator: "\n").filter { $0.contains("\"status\":\"bad\"") }
+        #expect(bad.count == 2 && bad.allSatisfy { $0.contains("\"reason\"") })
+        #expect(result.stderr.contains("bad file skipped"))
+    }
+
+    @Test("config: --print-config shows every section; unknown keys and bad values name the key")
+    func config() throws {
+        let printed = try run(try daemonBinary(), ["run", "--print-config", "--watch", "/tmp"])
+        #expect(printed.status == 0)
+        for section in ["[sources]", "[decode]", "[model]", "[objective]", "[optimizer]", "[training]", "[checkpoint]", "[pairing]", "[pairing.mix]", "[pairing.image]", "[pairing.audio]"] {
+            #expect(printed.stdout.contains(section), "missing \(section)")
+        }
+        let dir = try makeTemporaryDirectory()
+        defer { removeTemporaryDirectory(dir) }
+        // The printed config reads back unchanged.
+        let roundTrip = dir.appendingPathComponent("printed.toml")
+        try printed.stdout.write(to: roundTrip, atomically: true, encoding: .utf8)
+        let again = try run(try daemonBinary(), ["run", "--print-config", "--config", roundTrip.path])
+        #expect(again.status == 0 && again.stdout == printed.stdout, "\(again.stderr)")
+        for (text, key) in [("bogus = 1", "bogus"), ("[training]\nbatchsize = 3", "training.batchsize"), ("[training]\nbatch = \"big\"", "training.batch"), ("[objective]\nkind = \"magic\"", "objective.kind")] {
+            let file = dir.appendingPathComponent("bad.toml")
+            try text.write(to: file, atomically: true, encoding: .utf8)
+            let r = try run(try daemonBinary(), ["run", "--config", file.path, "--watch", "/tmp"])
+            #expect(r.status == 2 && r.stderr.contains(key), "\(text): \(r.stderr)")
+        }
+    }
+
+    @Test("--max-steps 0 checkpoints the initial weights without training")
+    func maxStepsZero() throws {
+        let ws = try Workspace(clips: ["video_only.mp4"])
+        defer { removeTemporaryDirectory(ws.root) }
+        let r = try run(try daemonBinary(), ws.arguments(["--max-steps", "0"]))
+        #expect(r.status == 0, "\(r.stderr)")
+        let s = try Self.summary(r.stdout)
+        #expect(s["steps"] as? Int == 0)
+        #expect((s["checkpoint"] as? String)?.hasSuffix("ckpt-000000000000.safetensors") == true)
+    }
+}
