@@ -1,0 +1,95 @@
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+
+@Suite("ssl-daemon run: systemd, crashes, live streams (binary)", .serialized, .timeLimit(.minutes(6)))
+struct DaemonLifecycleTests {
+    @Test("sd_notify: READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 reach NOTIFY_SOCKET")
+    func notify() throws {
+        let ws = try RunCommandTests.Workspace(clips: ["h264_aac.mp4"])
+        defer { removeTemporaryDirectory(ws.root) }
+        let listener = try DatagramListener(path: ws.root.appendingPathComponent("notify.sock").path)
+        let daemon = try DaemonProcess(
+            try daemonBinary(), ws.arguments(["--epochs", "100"]),
+            environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "2000000"], logDirectory: ws.root, name: "notify")
+        #expect(daemon.waitFor(seconds: 120) { lastLoggedStep($0) >= 20 })
+        usleep(3_000_000)
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 60)?.status == 0)
+        usleep(300_000)
+        let messages = listener.messages.joined(separator: "\n")
+        #expect(messages.contains("READY=1"))
+        #expect(messages.contains("STATUS=step "))
+        #expect(messages.contains("WATCHDOG=1"))
+        #expect(messages.contains("STOPPING=1"))
+        #expect(messages.range(of: "READY=1")!.lowerBound < messages.range(of: "STOPPING=1")!.lowerBound)
+    }
+
+    @Test("SIGKILL at random moments, 10 cycles: every checkpoint left behind loads and the daemon resumes each time")
+    func killCycles() throws {
+        let ws = try RunCommandTests.Workspace(clips: ["h264_aac.mp4", "vp9_opus.webm"], extraConfig: "[checkpoint]\nevery = 0.3\nkeep = 4")
+        defer { removeTemporaryDirectory(ws.root) }
+        var rng = SystemRandomNumberGenerator()
+        var lastStep = -1
+        for cycle in 0..<10 {
+            let daemon = try DaemonProcess(try daemonBinary(), ws.arguments(["--epochs", "1000"]), logDirectory: ws.root, name: "kill\(cycle)")
+            // Let it start (and resume) before the kill lands somewhere random.
+            #expect(daemon.waitFor(seconds: 60) { $0.contains("starting blas_core") })
+            usleep(UInt32.random(in: 300_000...2_500_000, using: &rng))
+            daemon.signal(SIGKILL)
+            #expect(daemon.wait(seconds: 10)?.signalled == true)
+            if cycle > 0 && lastStep >= 0 {
+                #expect(daemon.stderr.contains("resumed"), "cycle \(cycle) did not resume")
+            }
+            let checkpoints = (try? FileManager.default.contentsOfDirectory(atPath: ws.state.appendingPathComponent("checkpoints").path)) ?? []
+            for name in checkpoints where name.hasSuffix(".safetensors") {
+                let path = ws.state.appendingPathComponent("checkpoints/\(name)").path
+                let inspect = try run(try daemonBinary(), ["inspect", path])
+                #expect(inspect.status == 0, "cycle \(cycle): \(name) does not load: \(inspect.stderr)")
+            }
+            let newest = try run(try daemonBinary(), ["inspect", ws.state.path])
+            if newest.status == 0, let step = try jsonObject(Substring(newest.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))["step"] as? Int {
+                #expect(step >= lastStep, "the step count went back from \(lastStep) to \(step)")
+                lastStep = step
+            }
+        }
+        #expect(lastStep > 0, "no checkpoint survived ten cycles")
+    }
+
+    @Test("a live stream is consumed; when the server is killed and restarted the daemon reconnects and keeps training")
+    func liveReconnect() throws {
+        let ws = try RunCommandTests.Workspace(clips: [], extraConfig: "[sources]\nlive_timeout = 2.0\nbackoff_initial = 0.5\nbackoff_max = 2.0")
+        defer { removeTemporaryDirectory(ws.root) }
+        let port = try freePort(udp: true)
+        let url = "udp://127.0.0.1:\(port)"
+        let serverArgs = LiveStreamArguments.server(to: "\(url)?pkt_size=1316")
+        var server: BackgroundProcess? = try BackgroundProcess("ffmpeg", serverArgs)
+        let daemon = try DaemonProcess(try daemonBinary(), ws.arguments(["--stream", url]), logDirectory: ws.root, name: "live")
+        #expect(daemon.waitFor(seconds: 120) { $0.contains("live source connected") && lastLoggedStep($0) >= 20 })
+        let before = lastLoggedStep(daemon.stderr)
+        server?.kill()
+        server = nil
+        #expect(daemon.waitFor(seconds: 30) { $0.contains("reconnecting") })
+        server = try BackgroundProcess("ffmpeg", serverArgs)
+        #expect(daemon.waitFor(seconds: 90) { $0.contains("connection=1") || $0.contains("connection=2") || $0.contains("connection=3") })
+        #expect(daemon.waitFor(seconds: 120) { lastLoggedStep($0) >= before + 20 }, "training did not continue after the reconnect")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 60)?.status == 0)
+        server?.kill()
+        let summary = try jsonObject(try #require(daemon.stdout.split(separator: "\n").last))
+        #expect((summary["steps"] as? Int ?? 0) > before)
+    }
+}
+
+enum LiveStreamArguments {
+    static func server(to url: String) -> [String] {
+        [
+            "-nostdin", "-hide_banner", "-loglevel", "error", "-re",
+            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=600",
+            "-f", "lavfi", "-i", "sine=f=440:duration=600",
+            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25",
+            "-c:a", "aac", "-f", "mpegts", url,
+        ]
+    }
+}
