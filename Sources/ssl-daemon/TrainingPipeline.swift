@@ -24,6 +24,8 @@ struct RunSummary: Encodable {
     var checkpoint: String?
     var dropped_frames: Int
     var skipped_updates: Int
+    /// Examples trained on in this run (a step may take fewer than the batch when a kind is short).
+    var pairs_trained: Int
 }
 
 /// The running daemon: sources feed pairing on their own threads, the replay buffer sits between
@@ -200,7 +202,8 @@ final class TrainingPipeline: @unchecked Sendable {
         return RunSummary(
             steps: learner.step, pairs: summaryPairs, files: summaryFiles,
             loss_first: mean(losses.prefix(20)), loss_last: mean(losses.suffix(20)),
-            checkpoint: lastCheckpoint?.path, dropped_frames: droppedFrames, skipped_updates: learner.skippedUpdates)
+            checkpoint: lastCheckpoint?.path, dropped_frames: droppedFrames, skipped_updates: learner.skippedUpdates,
+            pairs_trained: pairsTrained)
     }
 
     // MARK: - Trainer

@@ -206,6 +206,15 @@ struct PairingTests {
         #expect(kinds[.temporal, default: 0] >= 12 && kinds[.audioVideo, default: 0] >= 10 && kinds[.tracked, default: 0] >= 1, "\(kinds)")
     }
 
+    @Test("pair rates hold on any frame grid: 4 per second at 10 fps is 4 per second, not 3.3")
+    func rates() {
+        var stage = PairingStage(source: 0, config: PairingConfig(), seed: 1)
+        var temporal = 0
+        for i in 0..<105 { temporal += stage.ingest(flatFrame(segment: 0, time: Double(i) * 0.1)).filter { $0.kind == .temporal }.count }
+        // 10.4 s of video, anchors lagging 0.5 s: about 4 × 9.9 pairs.
+        #expect(temporal >= 38 && temporal <= 41, "\(temporal) temporal pairs")
+    }
+
     @Test("the config validates and names the key at fault")
     func config() {
         #expect(PairingConfig().validationError() == nil)

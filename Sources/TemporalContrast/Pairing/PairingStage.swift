@@ -43,13 +43,19 @@ public struct PairingStage: Sendable {
         trackPatches(frame, into: &out)
         if frame.time - lastTemporal >= 1 / config.temporalPerSecond, let e = temporalExample(at: frame.time) {
             out.append(e)
-            lastTemporal = frame.time
+            lastTemporal = Self.advance(lastTemporal, to: frame.time, every: 1 / config.temporalPerSecond)
         }
         if frame.time - lastAudioVideo >= 1 / config.audioVideoPerSecond, let e = audioVideoExample(at: frame.time) {
             out.append(e)
-            lastAudioVideo = frame.time
+            lastAudioVideo = Self.advance(lastAudioVideo, to: frame.time, every: 1 / config.audioVideoPerSecond)
         }
         return out
+    }
+
+    /// The next emission time on a fixed schedule, so the average rate holds on any frame grid
+    /// (restarting from `now` after a gap or at the start).
+    static func advance(_ last: Double, to now: Double, every interval: Double) -> Double {
+        last.isFinite && now - last < 2 * interval ? last + interval : now
     }
 
     /// The anchor lags `near` seconds behind the newest frame so positives on both sides exist.
