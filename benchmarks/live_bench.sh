@@ -286,9 +286,10 @@ p(f"| pairs trained/s, upper bound (pairs produced {produced} x max_reuse {reuse
 p(f"| pairs produced: temporal | {pairs['temporal']} |")
 p(f"| pairs produced: tracked | {pairs['tracked']} |")
 p(f"| pairs produced: audio_video | {pairs['audio_video']} |")
-# temporal_per_second = 4 on the 10 fps grid: a temporal pair every ceil(10 / 4) = 3rd frame.
-every = math.ceil(fps / 4 - 1e-9)
-p(f"| frames kept, estimated from temporal pairs (one every {every} frames at 4/s on the {fps:g} fps grid) | ≈{pairs['temporal'] * every} ({pairs['temporal'] * every / fps:.0f} s of video) |")
+# pairing.temporal_per_second = 4: temporal pairs / 4 ≈ seconds of video paired.
+p(f"| seconds of video paired, estimated from temporal pairs at 4/s | ≈{pairs['temporal'] / 4:.0f} s |")
+if "pairs_trained" in summary:
+    p(f"| pairs trained (the daemon's own count) | {summary['pairs_trained']} ({summary['pairs_trained'] / seconds:.1f}/s) |")
 p(f"| dropped_frames (live hand-off queue) | {dropped} |")
 p(f"| dropped fraction ≈ dropped / ({fps:g} fps x {seconds} s = {expected:.0f}) | {dropped / expected:.2%} |")
 p(f"| loss_first (mean of first 20 steps) | {fmt(summary.get('loss_first'))} |")
