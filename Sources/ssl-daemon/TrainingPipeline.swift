@@ -360,8 +360,12 @@ final class TrainingPipeline: @unchecked Sendable {
 
     private func scanLoop() {
         var seen: [String: (size: Int64, mtime: Double, since: Date)] = [:]
+        let events = DirectoryEvents()
         while !isStopping {
-            for dir in config.watch { scan(directory: dir, seen: &seen) }
+            for dir in config.watch {
+                events.watch(dir)
+                scan(directory: dir, seen: &seen, events: events)
+            }
             // With --once, wait until every file present at start has settled and been queued.
             state.lock()
             let unsettled = seen.contains { path, info in !queuedPaths.contains(path) && !ledger.isSettled(path, size: info.size, mtime: info.mtime, epochs: config.epochs) }
@@ -372,12 +376,18 @@ final class TrainingPipeline: @unchecked Sendable {
                 return
             }
             if !limits.once { scannedOnce = true }
-            _ = state.wait(until: Date().addingTimeInterval(limits.once ? min(0.2, config.pollInterval) : config.pollInterval))
             state.unlock()
+            if limits.once {
+                usleep(200_000)
+            } else {
+                // inotify wakes us as soon as a file appears or is finished; the timeout is the
+                // polling fallback (and lets settling files be re-checked).
+                _ = events.wait(seconds: min(config.pollInterval, max(0.2, config.settleSeconds)))
+            }
         }
     }
 
-    private func scan(directory: String, seen: inout [String: (size: Int64, mtime: Double, since: Date)]) {
+    private func scan(directory: String, seen: inout [String: (size: Int64, mtime: Double, since: Date)], events: DirectoryEvents) {
         let fm = FileManager.default
         guard let walker = fm.enumerator(atPath: directory) else {
             logger.warning("cannot read watched directory", metadata: ["path": "\(directory)"])
@@ -388,7 +398,10 @@ final class TrainingPipeline: @unchecked Sendable {
             let path = (directory as NSString).appendingPathComponent(relative)
             guard let attributes = try? fm.attributesOfItem(atPath: path) else { continue }
             let type = attributes[.type] as? FileAttributeType
-            if type == .typeDirectory { continue }
+            if type == .typeDirectory {
+                events.watch(path)
+                continue
+            }
             if type == .typeSymbolicLink {
                 // Dangling links and loops cannot be opened: record them once and move on.
                 if (try? fm.destinationOfSymbolicLink(atPath: path)) != nil, fm.fileExists(atPath: path) == false,

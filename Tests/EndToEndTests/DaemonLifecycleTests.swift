@@ -26,6 +26,24 @@ struct DaemonLifecycleTests {
         #expect(messages.range(of: "READY=1")!.lowerBound < messages.range(of: "STOPPING=1")!.lowerBound)
     }
 
+    @Test("files dropped into a watched directory while it runs: a bad one is recorded and skipped, a good one is learned from")
+    func dropWhileRunning() throws {
+        let ws = try RunCommandTests.Workspace(clips: ["video_only.mp4"], extraConfig: "[sources]\nsettle_seconds = 0.5")
+        defer { removeTemporaryDirectory(ws.root) }
+        let daemon = try DaemonProcess(try daemonBinary(), ws.arguments(["--epochs", "3"]), logDirectory: ws.root, name: "drop")
+        #expect(daemon.waitFor(seconds: 120) { $0.contains("file done") && lastLoggedStep($0) >= 0 })
+        // Written in place (a partial copy first, then the rest): taken only once it stops growing.
+        try Data("this is no video".utf8).write(to: ws.media.appendingPathComponent("dropped.mp4"))
+        try FileManager.default.copyItem(atPath: sampleClip("h264_aac.mp4"), toPath: ws.media.appendingPathComponent("new.mp4").path)
+        #expect(daemon.waitFor(seconds: 60) { $0.contains("bad file skipped") && $0.contains("dropped.mp4") })
+        #expect(daemon.waitFor(seconds: 120) { $0.contains("file done epochs=3 path=\(ws.media.path)/new.mp4") })
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 60)?.status == 0)
+        let s = try jsonObject(try #require(daemon.stdout.split(separator: "\n").last))
+        #expect((s["files"] as? [String: Int]) == ["ok": 2, "bad": 1])
+        #expect(ws.ledger.contains("dropped.mp4") && ws.ledger.contains("\"status\":\"bad\""))
+    }
+
     @Test("SIGKILL at random moments, 10 cycles: every checkpoint left behind loads and the daemon resumes each time")
     func killCycles() throws {
         let ws = try RunCommandTests.Workspace(clips: ["h264_aac.mp4", "vp9_opus.webm"], extraConfig: "[checkpoint]\nevery = 0.3\nkeep = 4")
