@@ -77,8 +77,11 @@ public final class LogMelSpectrogram {
         context = ctx
         transform = fn
         // av_malloc aligns for the CPU's SIMD, as av_tx requires without AV_TX_UNALIGNED.
-        fftIn = av_malloc(n * MemoryLayout<Float>.size)!.bindMemory(to: Float.self, capacity: n)
-        fftOut = av_malloc((n + 2) * MemoryLayout<Float>.size)!.bindMemory(to: Float.self, capacity: n + 2)
+        // FFmpeg 5.1's RDFT uses its buffers as scratch beyond the N inputs and N/2+1 complex
+        // outputs it documents (measured: a heap overwrite with exactly n and n + 2 floats), so both
+        // get room for 2N + 64 floats.
+        fftIn = av_mallocz((2 * n + 64) * MemoryLayout<Float>.size)!.bindMemory(to: Float.self, capacity: 2 * n + 64)
+        fftOut = av_mallocz((2 * n + 64) * MemoryLayout<Float>.size)!.bindMemory(to: Float.self, capacity: 2 * n + 64)
 
         window = (0..<options.window).map { k in Float(0.5 - 0.5 * cos(2 * Double.pi * Double(k) / Double(options.window))) }
 

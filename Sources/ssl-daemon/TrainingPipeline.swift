@@ -238,7 +238,12 @@ final class TrainingPipeline: @unchecked Sendable {
             let report = learner.train(batch)
             losses.append(report.loss)
             pairsTrained += examples.count
-            if report.skipped { logger.warning("update skipped: non-finite loss or gradients", metadata: ["step": "\(report.step)"]) }
+            if report.skipped {
+                logger.warning("update skipped: not finite", metadata: [
+                    "step": "\(report.step)", "what": "\(report.nonFinite ?? "?")",
+                    "image_loss": "\(report.imageLoss ?? .nan)", "audio_loss": "\(report.audioLoss ?? .nan)",
+                ])
+            }
             if report.step % 20 == 0 {
                 logger.info("step", metadata: [
                     "step": "\(report.step)", "loss": "\(report.loss)", "accuracy": "\(report.health?.accuracy ?? .nan)",

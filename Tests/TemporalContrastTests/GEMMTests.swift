@@ -44,3 +44,4 @@ struct GEMMTests {
         #expect(GEMM.threads == 1)
     }
 }
+

@@ -43,6 +43,13 @@ public enum GradientGuard {
         return parameters.allSatisfy { p in p.gradient.withUnsafeBufferPointer { Vector.allFinite($0.baseAddress!, count: $0.count) } }
     }
 
+    /// What is not finite: "loss", or the first parameter whose gradient is; nil when all are.
+    public static func nonFinite(loss: Float, _ parameters: [Parameter]) -> String? {
+        if !loss.isFinite { return "loss" }
+        return parameters.first { p in !p.gradient.withUnsafeBufferPointer { Vector.allFinite($0.baseAddress!, count: $0.count) } }
+            .map { "gradient of \($0.name)" }
+    }
+
     /// Drops accumulated gradients (after a skipped update).
     public static func zero(_ parameters: [Parameter]) {
         for p in parameters { p.zeroGradient() }

@@ -1,4 +1,5 @@
 internal import CBLAS
+import Dispatch
 import Glibc
 
 /// Single-precision matrix products through OpenBLAS (cblas_sgemm).
@@ -50,19 +51,20 @@ public enum GEMM {
             }
             return
         }
-        // Long shared dimension (weight gradients): each worker multiplies a slice of k into its
-        // own buffer; the partial products are then added in slice order (deterministic).
-        let slices = workers
+        // Long shared dimension (weight gradients): worker i multiplies slice i of k into its own
+        // buffer; the partial products are then added in slice order (deterministic).
+        let slices = min(workers, max(1, k / 64))
         let partial = UnsafeMutablePointer<Float>.allocate(capacity: slices * m * n)
         defer { partial.deallocate() }
-        Parallel.forEachRange(k, minimumPerWorker: 64) { range in
-            let slice = (range.lowerBound * slices) / k
-            let aStart = transposeA ? a + range.lowerBound * m : a + range.lowerBound
-            let bStart = transposeB ? b + range.lowerBound : b + range.lowerBound * n
+        nonisolated(unsafe) let (ua, ub, up) = (a, b, partial)
+        DispatchQueue.concurrentPerform(iterations: slices) { i in
+            let lower = k * i / slices, upper = k * (i + 1) / slices
+            let aStart = transposeA ? ua + lower * m : ua + lower
+            let bStart = transposeB ? ub + lower : ub + lower * n
             cblas_sgemm(
                 CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(range.count), alpha, aStart, Int32(transposeA ? m : k),
-                bStart, Int32(transposeB ? k : n), 0, partial + slice * m * n, Int32(n))
+                Int32(m), Int32(n), Int32(upper - lower), alpha, aStart, Int32(transposeA ? m : k),
+                bStart, Int32(transposeB ? k : n), 0, up + i * m * n, Int32(n))
         }
         let total = m * n
         for i in 0..<total {

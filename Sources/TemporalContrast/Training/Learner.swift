@@ -63,6 +63,8 @@ public final class Learner {
         public var health: ContrastiveHealth?
         public var learningRate: Float
         public var skipped: Bool
+        /// Why the update was skipped: "loss" or the first parameter with a non-finite gradient.
+        public var nonFinite: String?
     }
 
     public init(config: LearnerConfig) {
@@ -131,10 +133,11 @@ public final class Learner {
         let parameters = self.parameters
         let rate = WarmupConstantSchedule(baseRate: config.learningRate, warmupSteps: config.warmupSteps).rate(at: step)
         report.learningRate = rate
-        if !GradientGuard.isFinite(loss: total, parameters) {
+        if let what = GradientGuard.nonFinite(loss: total, parameters) {
             GradientGuard.zero(parameters)
             skippedUpdates += 1
             report.skipped = true
+            report.nonFinite = what
         } else {
             if config.maxGradientNorm > 0 { GradientGuard.clip(parameters, maxNorm: config.maxGradientNorm) }
             optimizer.step(parameters, learningRate: rate)
