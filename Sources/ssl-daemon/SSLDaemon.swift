@@ -2,7 +2,7 @@ import ArgumentParser
 import StreamDecode
 
 @main
-struct SSLDaemon: AsyncParsableCommand {
+struct SSLDaemon: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ssl-daemon",
         abstract: "Learns visual and audio representations from video by self-supervision.",
