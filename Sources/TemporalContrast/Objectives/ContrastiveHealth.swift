@@ -19,6 +19,14 @@ public struct ContrastiveHealth: Sendable, Equatable, Codable {
 
     public init() {}
 
+    /// Spread signals of `anchors` and their alignment with `positives` (unit rows), filled in
+    /// one place for every contrastive objective.
+    mutating func describe(anchors: Tensor, positives: Tensor) {
+        embeddingStd = Self.embeddingStd(anchors)
+        alignment = Self.alignment(anchors, positives)
+        uniformity = Self.uniformity(anchors)
+    }
+
     /// Mean per-dimension standard deviation of the rows of `z` after L2 normalisation.
     public static func embeddingStd(_ z: Tensor) -> Float {
         let n = z.batch, d = z.itemSize

@@ -51,9 +51,7 @@ public struct InfoNCELoss: Sendable {
         health.accuracy = Float(correct) / Float(m)
         health.positiveCosine = Float(positive / Double(m))
         health.negativeCosine = negatives > 0 ? Float(negative / Double(negatives)) : .nan
-        health.embeddingStd = ContrastiveHealth.embeddingStd(a)
-        health.alignment = ContrastiveHealth.alignment(a, b)
-        health.uniformity = ContrastiveHealth.uniformity(a)
+        health.describe(anchors: a, positives: b)
         let grad = Tensor(shape: [m, d], storage: dz)
         return ObjectiveResult(loss: Float(loss), gradients: [grad.rows(0..<n), grad.rows(n..<m)], health: health)
     }
@@ -106,9 +104,7 @@ public struct CrossModalInfoNCELoss: Sendable {
         health.accuracy = Float(c1 + c2) / Float(2 * n)
         health.positiveCosine = Float(positive / Double(n))
         health.negativeCosine = negatives > 0 ? Float(negative / Double(negatives)) : .nan
-        health.embeddingStd = ContrastiveHealth.embeddingStd(v)
-        health.alignment = ContrastiveHealth.alignment(v, a)
-        health.uniformity = ContrastiveHealth.uniformity(v)
+        health.describe(anchors: v, positives: a)
         return ObjectiveResult(loss: loss, gradients: [Tensor(shape: [n, d], storage: dv), Tensor(shape: [n, d], storage: da)], health: health)
     }
 }

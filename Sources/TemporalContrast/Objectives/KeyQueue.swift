@@ -114,9 +114,7 @@ public struct MoCoLoss: Sendable {
         health.accuracy = Float(correct) / Float(n)
         health.positiveCosine = Float(positiveSum / Double(n))
         health.negativeCosine = negativeCount > 0 ? Float(negativeSum / Double(negativeCount)) : .nan
-        health.embeddingStd = ContrastiveHealth.embeddingStd(q)
-        health.alignment = ContrastiveHealth.alignment(q, k)
-        health.uniformity = ContrastiveHealth.uniformity(q)
+        health.describe(anchors: q, positives: k)
         return ObjectiveResult(loss: Float(loss), gradients: [Tensor(shape: [n, d], storage: dq)], health: health)
     }
 }

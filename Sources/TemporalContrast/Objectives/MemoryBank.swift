@@ -106,9 +106,7 @@ public struct MemoryBankNCELoss: Sendable {
         var pos: Double = 0
         for i in 0..<n { for j in 0..<d { pos += Double(transformed.storage[i * d + j] * bank.entries[ids[i] * d + j]) } }
         health.positiveCosine = Float(pos / Double(n))
-        health.embeddingStd = ContrastiveHealth.embeddingStd(transformed)
-        health.alignment = ContrastiveHealth.alignment(transformed, original)
-        health.uniformity = ContrastiveHealth.uniformity(transformed)
+        health.describe(anchors: transformed, positives: original)
         return ObjectiveResult(loss: total, gradients: grads, health: health)
     }
 }

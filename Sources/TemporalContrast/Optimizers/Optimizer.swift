@@ -32,7 +32,8 @@ public final class SGD: Optimizer {
         for p in parameters {
             let key = "momentum.\(p.name)"
             let decay = (p.decays || decayAll) ? weightDecay : 0
-            var buffer = state[key] ?? []
+            // Taken out of the dictionary so the update below mutates it in place (no copy).
+            var buffer = state.removeValue(forKey: key) ?? []
             let first = buffer.isEmpty
             if first { buffer = [Float](repeating: 0, count: p.count) }
             p.value.withUnsafeMutableBufferPointer { theta in
@@ -73,8 +74,8 @@ public final class AdamW: Optimizer {
         let t = Float(steps)
         let c1 = 1 - pow(beta1, t), c2 = 1 - pow(beta2, t)
         for p in parameters {
-            var m = state["adam_m.\(p.name)"] ?? [Float](repeating: 0, count: p.count)
-            var v = state["adam_v.\(p.name)"] ?? [Float](repeating: 0, count: p.count)
+            var m = state.removeValue(forKey: "adam_m.\(p.name)") ?? [Float](repeating: 0, count: p.count)
+            var v = state.removeValue(forKey: "adam_v.\(p.name)") ?? [Float](repeating: 0, count: p.count)
             let decay = p.decays ? weightDecay : 0
             for i in 0..<p.count {
                 let g = p.gradient[i]
