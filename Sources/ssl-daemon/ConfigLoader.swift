@@ -51,6 +51,9 @@ extension DaemonConfig {
             case .string(let path):
                 guard let v = value.string else { throw bad("a string") }
                 self[keyPath: path] = v
+            case .bool(let path):
+                guard let v = value.bool else { throw bad("true or false") }
+                self[keyPath: path] = v
             case .strings(let path):
                 guard let array = value.array else { throw bad("an array of strings") }
                 var out: [String] = []
@@ -80,6 +83,7 @@ extension DaemonConfig {
             case .double(let p): value = Self.number(self[keyPath: p])
             case .float(let p): value = Self.number(Double(self[keyPath: p]))
             case .string(let p): value = Self.quoted(self[keyPath: p])
+            case .bool(let p): value = String(self[keyPath: p])
             case .strings(let p): value = "[" + self[keyPath: p].map(Self.quoted).joined(separator: ", ") + "]"
             }
             out += "\(parts.last!) = \(value)  # \(field.help)\n"
@@ -128,6 +132,7 @@ extension DaemonConfig {
         try check(threads >= 0 && threads <= 256, "training.threads must be in 0...256")
         try check(maxReuse >= 1, "training.max_reuse must be at least 1")
         try check(seed >= 0, "training.seed must be >= 0")
+        try check(!deterministic || streams.isEmpty, "training.deterministic works with file sources only (sources.streams must be empty)")
         try check(checkpointEvery > 0, "checkpoint.every must be > 0")
         try check(keep >= 1, "checkpoint.keep must be at least 1")
         try check(graceSeconds > 0, "grace_seconds must be > 0")

@@ -45,6 +45,7 @@ struct DaemonConfig: Sendable, Equatable {
     var threads = 0
     var maxReuse = 8
     var seed = 0
+    var deterministic = false
     // [checkpoint]
     var checkpointEvery = 300.0
     var keep = 3
@@ -56,7 +57,8 @@ struct DaemonConfig: Sendable, Equatable {
     var pairing = PairingConfig()
 
     /// Compute threads: the configured count, or the cores left after the decoder threads.
-    var computeThreads: Int { threads > 0 ? threads : max(1, System.cores - decoderThreads) }
+    /// Deterministic runs default to one thread: results then do not depend on the machine.
+    var computeThreads: Int { threads > 0 ? threads : deterministic ? 1 : max(1, System.cores - decoderThreads) }
 }
 
 enum System {
@@ -72,6 +74,7 @@ struct ConfigField: Sendable {
         case double(WritableKeyPath<DaemonConfig, Double> & Sendable)
         case float(WritableKeyPath<DaemonConfig, Float> & Sendable)
         case string(WritableKeyPath<DaemonConfig, String> & Sendable)
+        case bool(WritableKeyPath<DaemonConfig, Bool> & Sendable)
         case strings(WritableKeyPath<DaemonConfig, [String]> & Sendable)
     }
     let key: String
@@ -120,6 +123,7 @@ extension DaemonConfig {
         ConfigField(key: "training.threads", kind: .int(\.threads), help: "compute threads (0: cores minus decoder threads)"),
         ConfigField(key: "training.max_reuse", kind: .int(\.maxReuse), help: "times an example may be trained on before the trainer waits for new data"),
         ConfigField(key: "training.seed", kind: .int(\.seed), help: "seed of weights, sampling and augmentation"),
+        ConfigField(key: "training.deterministic", kind: .bool(\.deterministic), help: "lockstep mode for exact resume: files only, read in path order on the trainer thread"),
         ConfigField(key: "checkpoint.every", kind: .double(\.checkpointEvery), help: "seconds between checkpoints"),
         ConfigField(key: "checkpoint.keep", kind: .int(\.keep), help: "checkpoints kept"),
         ConfigField(key: "pairing.near", kind: .double(\.pairing.near), help: "temporal positives within ±near seconds"),

@@ -49,6 +49,9 @@ struct Run: ParsableCommand {
     @Option(help: "Seed for weights, sampling and augmentation.")
     var seed: Int?
 
+    @Flag(help: "Lockstep mode (training.deterministic): files only, in path order, decoded on the trainer thread, so a resumed run reproduces an uninterrupted one exactly.")
+    var deterministic = false
+
     @Flag(help: "Print the effective config (defaults filled in) as TOML and exit.")
     var printConfig = false
 
@@ -68,6 +71,7 @@ struct Run: ParsableCommand {
         if let checkpointEvery { c.checkpointEvery = checkpointEvery }
         if let epochs { c.epochs = epochs }
         if let seed { c.seed = seed }
+        if deterministic { c.deterministic = true }
         var limits = RunLimits(once: once, maxSteps: maxSteps)
         if c.watch.isEmpty && c.streams.isEmpty {
             let samples = "samples/clips"
@@ -210,6 +214,12 @@ struct Inspect: ParsableCommand {
             throw ExitCode(1)
         }
         var object: [String: Any] = file.metadata
+        // The replay buffer's bookkeeping is large and for the daemon only: report its size.
+        if let entries = object.removeValue(forKey: "replay.entries") as? String,
+            let list = (try? JSONSerialization.jsonObject(with: Data(entries.utf8)) as? [String: Any])?["entries"] as? [Any]
+        {
+            object["replay_entries"] = list.count
+        }
         object["step"] = Int(file.metadata["step"] ?? "") ?? -1
         object["path"] = url.path
         object["tensors"] = file.names.count

@@ -28,9 +28,23 @@ struct RunSummary: Encodable {
     var pairs_trained: Int
 }
 
+/// Where a file's reading stopped: which epoch, how many decoded items (frames, audio chunks,
+/// boundaries) pairing has consumed, and the source id its examples carry. Saved in checkpoints;
+/// a resumed file replays its first `items` through pairing (rebuilding the stage's state) without
+/// delivering them again.
+struct FileProgress: Codable, Equatable {
+    var epoch: Int
+    var items: Int
+    var source: Int
+}
+
 /// The running daemon: sources feed pairing on their own threads, the replay buffer sits between
 /// them and the trainer (the calling thread of `run()`), and checkpoints are written on their own
 /// queue from a snapshot taken between steps.
+///
+/// With `training.deterministic` there are no source threads: the trainer thread reads the files
+/// in path order and trains whenever the backpressure bound is reached (lockstep), so a run is a
+/// pure function of its config and files, and resuming from a checkpoint reproduces it exactly.
 final class TrainingPipeline: @unchecked Sendable {
     let config: DaemonConfig
     let limits: RunLimits
@@ -55,9 +69,9 @@ final class TrainingPipeline: @unchecked Sendable {
     private var summaryFiles = RunSummary.Files()
     private var droppedFrames = 0
     private var nextSource = 0
-    /// Files being read: path → (epoch, time reached), saved in checkpoints.
-    private var progress: [String: (epoch: Int, time: Double)] = [:]
-    private var resumeProgress: [String: (epoch: Int, time: Double)] = [:]
+    /// Files being read, saved in checkpoints (with the replay buffer, which holds their examples).
+    private var progress: [String: FileProgress] = [:]
+    private var resumeProgress: [String: FileProgress] = [:]
 
     private var losses: [Float] = []
     private var lastCheckpoint: URL?
@@ -116,10 +130,21 @@ final class TrainingPipeline: @unchecked Sendable {
         {
             rng = restored
         }
-        if let json = file.metadata["progress"], let data = json.data(using: .utf8),
-            let decoded = try? JSONDecoder().decode([String: [Double]].self, from: data)
-        {
-            resumeProgress = decoded.mapValues { (Int($0[0]), $0[1]) }
+        if let json = file.metadata["progress"] {
+            if let decoded = try? JSONDecoder().decode([String: FileProgress].self, from: Data(json.utf8)) {
+                // Until a file is read again its position is carried into new checkpoints as is;
+                // files that are gone are dropped.
+                resumeProgress = decoded.filter { FileManager.default.fileExists(atPath: $0.key) }
+                progress = resumeProgress
+            } else {
+                logger.warning("checkpoint progress is in an older format: files being read restart from their beginning", metadata: ["checkpoint": "\(url.path)"])
+            }
+        }
+        nextSource = Int(file.metadata["next_source"] ?? "") ?? (resumeProgress.values.map(\.source).max().map { $0 + 1 } ?? 0)
+        do {
+            if let restored = try ReplayBuffer(restoring: file, byteLimit: config.pairing.bufferBytes) { buffer = restored }
+        } catch {
+            logger.warning("replay buffer not restored: it refills from the sources", metadata: ["checkpoint": "\(url.path)", "error": "\(error)"])
         }
         lastCheckpoint = url
         logger.info("resumed", metadata: ["checkpoint": "\(url.path)", "step": "\(learner.step)"])
@@ -132,13 +157,21 @@ final class TrainingPipeline: @unchecked Sendable {
         file.metadata["rng"] = rng.state.map { String($0, radix: 16) }.joined(separator: ",")
         file.metadata["config"] = config.toml()
         file.metadata["wall_clock"] = ISO8601DateFormatter().string(from: Date())
+        // Progress and buffer under one lock: the buffer holds exactly the examples of the items
+        // that progress counts as consumed.
         state.lock()
-        let snapshot = progress.mapValues { [Double($0.epoch), $0.time] }
+        let snapshot = progress
+        let bufferSnapshot = buffer
+        file.metadata["next_source"] = String(nextSource)
         state.unlock()
-        file.metadata["progress"] = String(decoding: (try? JSONEncoder().encode(snapshot)) ?? Data("{}".utf8), as: UTF8.self)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        file.metadata["progress"] = String(decoding: (try? encoder.encode(snapshot)) ?? Data("{}".utf8), as: UTF8.self)
         let step = learner.step
-        let snapshotFile = file
+        let partial = file
         let work: @Sendable () -> Void = {
+            var snapshotFile = partial
+            bufferSnapshot.save(into: &snapshotFile)
             do {
                 let url = try self.store.write(snapshotFile, step: step)
                 self.state.lock()
@@ -178,11 +211,16 @@ final class TrainingPipeline: @unchecked Sendable {
             checkpoint(wait: true)
             return summary()
         }
-        startThread(name: "scanner") { self.scanLoop() }
-        startThread(name: "files") { self.fileLoop() }
-        for (i, url) in config.streams.enumerated() { startLiveSource(url, index: i) }
-        notifier?.ready()
-        trainLoop()
+        if config.deterministic {
+            notifier?.ready()
+            lockstepLoop()
+        } else {
+            startThread(name: "scanner") { self.scanLoop() }
+            startThread(name: "files") { self.fileLoop() }
+            for (i, url) in config.streams.enumerated() { startLiveSource(url, index: i) }
+            notifier?.ready()
+            trainLoop()
+        }
         notifier?.stopping()
         requestStop()
         checkpoint(wait: true)
@@ -234,24 +272,97 @@ final class TrainingPipeline: @unchecked Sendable {
             let examples = buffer.sample(batchSize, mix: config.pairing.mix, rng: &rng, maxUses: config.maxReuse)
             state.broadcast()  // files waiting on backpressure may go on
             state.unlock()
-            let batch = makeBatch(examples)
-            let report = learner.train(batch)
-            losses.append(report.loss)
-            pairsTrained += examples.count
-            if report.skipped {
-                logger.warning("update skipped: not finite", metadata: [
-                    "step": "\(report.step)", "what": "\(report.nonFinite ?? "?")",
-                    "image_loss": "\(report.imageLoss ?? .nan)", "audio_loss": "\(report.audioLoss ?? .nan)",
-                ])
+            train(on: examples)
+        }
+    }
+
+    private var reachedMaxSteps: Bool { limits.maxSteps.map { learner.step >= $0 } ?? false }
+
+    /// Files wait while this many examples are still untrained; lockstep trains until fewer are.
+    private var backpressureUnseen: Int { 4 * config.batch }
+
+    /// One optimizer step on `examples`, with its logging, status and periodic checkpoint.
+    private func train(on examples: [TrainingExample]) {
+        let batch = makeBatch(examples)
+        let report = learner.train(batch)
+        losses.append(report.loss)
+        pairsTrained += examples.count
+        if report.skipped {
+            logger.warning("update skipped: not finite", metadata: [
+                "step": "\(report.step)", "what": "\(report.nonFinite ?? "?")",
+                "image_loss": "\(report.imageLoss ?? .nan)", "audio_loss": "\(report.audioLoss ?? .nan)",
+            ])
+        }
+        if report.step % 20 == 0 {
+            logger.info("step", metadata: [
+                "step": "\(report.step)", "loss": "\(report.loss)", "accuracy": "\(report.health?.accuracy ?? .nan)",
+                "embedding_std": "\(report.health?.embeddingStd ?? .nan)", "lr": "\(report.learningRate)",
+            ])
+        }
+        reportStatus(loss: report.loss)
+        maybeCheckpoint()
+        // Sources stop at once: lockstep must not read past the position the checkpoint records.
+        if reachedMaxSteps { requestStop() }
+    }
+
+    // MARK: - Lockstep (training.deterministic)
+
+    /// The deterministic run: scan, read each settled file in path order (a file being resumed
+    /// first), training as the buffer fills; with no file left, train on what the buffer holds,
+    /// then finish (`--once`) or wait for new files.
+    private func lockstepLoop() {
+        var seen: [String: (size: Int64, mtime: Double, since: Date)] = [:]
+        let events = DirectoryEvents()
+        var lastScan = Date.distantPast
+        while !isStopping && !reachedMaxSteps {
+            if Date().timeIntervalSince(lastScan) >= config.pollInterval {
+                for dir in config.watch {
+                    events.watch(dir)
+                    scan(directory: dir, seen: &seen, events: events)
+                }
+                lastScan = Date()
             }
-            if report.step % 20 == 0 {
-                logger.info("step", metadata: [
-                    "step": "\(report.step)", "loss": "\(report.loss)", "accuracy": "\(report.health?.accuracy ?? .nan)",
-                    "embedding_std": "\(report.health?.embeddingStd ?? .nan)", "lr": "\(report.learningRate)",
-                ])
+            if let url = takeNextFile() {
+                process(file: url)
+                lastScan = .distantPast
+                continue
             }
-            reportStatus(loss: report.loss)
+            let examples: [TrainingExample]? = state.withLock {
+                buffer.available(maxUses: config.maxReuse) >= 2 ? buffer.sample(config.batch, mix: config.pairing.mix, rng: &rng, maxUses: config.maxReuse) : nil
+            }
+            if let examples {
+                train(on: examples)
+                continue
+            }
+            let unsettled = seen.keys.contains { !queuedPaths.contains($0) && ledger.entry($0)?.status != "bad" }
+            if limits.once && !unsettled { break }
+            _ = events.wait(seconds: limits.once ? 0.2 : min(config.pollInterval, 1))
             maybeCheckpoint()
+            idlePing()
+            lastScan = .distantPast
+        }
+    }
+
+    /// The file to read next: one being resumed, else the first in path order.
+    private func takeNextFile() -> URL? {
+        state.withLock {
+            guard !pendingFiles.isEmpty else { return nil }
+            let i = pendingFiles.indices.min { a, b in
+                let (ra, rb) = (resumeProgress[pendingFiles[a].path] != nil, resumeProgress[pendingFiles[b].path] != nil)
+                return ra != rb ? ra : pendingFiles[a].path < pendingFiles[b].path
+            }!
+            return pendingFiles.remove(at: i)
+        }
+    }
+
+    /// Lockstep's stand-in for backpressure: train while the file would have to wait.
+    private func trainWhileBackpressured() {
+        while !isStopping && !reachedMaxSteps {
+            let examples: [TrainingExample]? = state.withLock {
+                buffer.unseen >= backpressureUnseen ? buffer.sample(config.batch, mix: config.pairing.mix, rng: &rng, maxUses: config.maxReuse) : nil
+            }
+            guard let examples else { return }
+            train(on: examples)
         }
     }
 
@@ -341,14 +452,16 @@ final class TrainingPipeline: @unchecked Sendable {
         return m
     }
 
-    /// Hands examples to the replay buffer. Files wait while too many are still untrained
-    /// (backpressure: nothing from a file is lost); live sources never wait.
-    private func deliver(_ examples: [TrainingExample], waitForRoom: Bool) {
-        guard !examples.isEmpty else { return }
+    /// Hands examples to the replay buffer and records the file position they came from, under
+    /// one lock so a checkpoint never sees one without the other. Files wait while too many are
+    /// still untrained (backpressure: nothing from a file is lost); live sources never wait.
+    private func deliver(_ examples: [TrainingExample], waitForRoom: Bool, position: (path: String, progress: FileProgress)? = nil) {
         state.lock()
         defer { state.unlock() }
+        if let position { progress[position.path] = position.progress }
+        guard !examples.isEmpty else { return }
         if waitForRoom {
-            while !stopping && buffer.unseen >= 4 * config.batch { state.wait() }
+            while !stopping && buffer.unseen >= backpressureUnseen { state.wait() }
         }
         for e in examples {
             buffer.insert(e)
@@ -456,10 +569,8 @@ final class TrainingPipeline: @unchecked Sendable {
             if stopping { state.unlock(); return }
             let url = pendingFiles.removeFirst()
             fileWorkerBusy = true
-            let source = nextSource
-            nextSource += 1
             state.unlock()
-            process(file: url, source: source)
+            process(file: url)
             state.lock()
             fileWorkerBusy = false
             state.broadcast()
@@ -467,35 +578,43 @@ final class TrainingPipeline: @unchecked Sendable {
         }
     }
 
-    private func process(file url: URL, source: Int) {
+    private func process(file url: URL) {
         let path = url.path
+        let resumeAt = state.withLock { resumeProgress.removeValue(forKey: path) }
+        let source: Int = state.withLock {
+            if let resumeAt { return resumeAt.source }
+            defer { nextSource += 1 }
+            return nextSource
+        }
         let attributes = try? FileManager.default.attributesOfItem(atPath: path)
         let size = (attributes?[.size] as? NSNumber)?.int64Value ?? 0
         let mtime = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         let done = ledger.entry(path).flatMap { $0.size == size && $0.mtime == mtime && $0.status == "ok" ? $0.epochs : nil } ?? 0
-        let resumeAt = resumeProgress[path]
         var decodedAnything = false
         for epoch in max(done, resumeAt?.epoch ?? 0)..<config.epochs {
             if isStopping { return }
             // Each epoch is its own stretch of timeline: nothing pairs across two readings.
             var stage = PairingStage(source: source, config: config.pairing, seed: UInt64(config.seed) &+ UInt64(source) &* 7919 &+ UInt64(epoch))
             var mel = DecodeBridge.MelStream(spectrogram: try! LogMelSpectrogram(options: melOptions()), source: source)
-            let skipUntil = resumeAt.map { $0.epoch == epoch ? $0.time : -Double.infinity } ?? -Double.infinity
+            // Items the checkpoint counts as consumed are paired again (rebuilding the stage) but
+            // not delivered: their examples are in the restored buffer or already trained on.
+            let replayUntil = resumeAt.map { $0.epoch == epoch ? $0.items : 0 } ?? 0
+            var items = 0
             do {
                 let decoder = try MediaDecoder(path, options: decodeOptions(live: false))
                 while let item = try decoder.next() {
                     if isStopping { return }
+                    items += 1
+                    let replaying = items <= replayUntil
+                    var examples: [TrainingExample] = []
                     switch item {
                     case .video(let f):
                         decodedAnything = true
-                        guard f.timestamp >= skipUntil else { continue }
                         var frame = DecodeBridge.frame(f, source: source)
                         frame.segment += epoch * 1_000
-                        deliver(stage.ingest(frame), waitForRoom: true)
-                        state.withLock { progress[path] = (epoch, f.timestamp) }
+                        examples = stage.ingest(frame)
                     case .audio(let chunk):
                         decodedAnything = true
-                        guard chunk.timestamp >= skipUntil - 2 else { continue }
                         if var m = mel.append(chunk) {
                             m.segment += epoch * 1_000
                             stage.ingest(m)
@@ -503,6 +622,10 @@ final class TrainingPipeline: @unchecked Sendable {
                     case .segmentBoundary:
                         break
                     }
+                    if replaying && items < replayUntil { continue }
+                    let position = (path, FileProgress(epoch: epoch, items: items, source: source))
+                    deliver(replaying ? [] : examples, waitForRoom: !config.deterministic, position: position)
+                    if config.deterministic { trainWhileBackpressured() }
                 }
             } catch {
                 if !decodedAnything {

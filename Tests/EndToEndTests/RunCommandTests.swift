@@ -148,6 +148,46 @@ struct RunCommandTests {
         }
     }
 
+    @Test("exact resume: 40 steps in one run equal 13 + 14 + 13 steps over three runs, every tensor bit for bit")
+    func exactResume() throws {
+        let ws = try Workspace(clips: ["h264_aac.mp4", "vp9_opus.webm"], extraConfig: "[sources]\nsettle_seconds = 0.0\n")
+        defer { removeTemporaryDirectory(ws.root) }
+        func arguments(_ state: String, _ steps: Int) -> [String] {
+            ["run", "--config", ws.config.path, "--watch", ws.media.path, "--state-dir", ws.root.appendingPathComponent(state).path,
+             "--deterministic", "--seed", "7", "--epochs", "10", "--max-steps", String(steps)]
+        }
+        let whole = try run(try daemonBinary(), arguments("whole", 40))
+        #expect(whole.status == 0, "\(whole.stderr.suffix(1500))")
+        var progressSeen: [String] = []
+        for steps in [13, 27, 40] {
+            let part = try run(try daemonBinary(), arguments("parts", steps))
+            #expect(part.status == 0, "\(part.stderr.suffix(1500))")
+            #expect(try Self.summary(part.stdout)["steps"] as? Int == steps)
+            let inspect = try jsonObject(Substring(try run(try daemonBinary(), ["inspect", ws.root.appendingPathComponent("parts").path]).stdout))
+            progressSeen.append(inspect["progress"] as? String ?? "")
+            #expect((inspect["replay_entries"] as? Int ?? 0) > 0, "the replay buffer was not checkpointed")
+        }
+        // The stops fell inside files, so resuming had to rebuild pairing state mid-file.
+        #expect(progressSeen.prefix(2).allSatisfy { $0.contains("\"items\"") }, "\(progressSeen)")
+        let python = repositoryRoot.appendingPathComponent(".venv/bin/python").path
+        let compare = try run(python, ["-c", """
+            import sys
+            import numpy as np
+            from safetensors import safe_open
+            a, b = (safe_open(p, framework="numpy") for p in sys.argv[1:3])
+            assert set(a.keys()) == set(b.keys()), set(a.keys()) ^ set(b.keys())
+            differ = [k for k in sorted(a.keys()) if a.get_tensor(k).tobytes() != b.get_tensor(k).tobytes()]
+            assert not differ, f"tensors differ: {differ}"
+            ma, mb = a.metadata(), b.metadata()
+            differ = [k for k in ma if k not in ("wall_clock", "config") and ma[k] != mb.get(k)]
+            assert not differ, f"metadata differs: {differ}"
+            assert ma["step"] == "40" and len(list(a.keys())) > 50
+            """,
+            ws.root.appendingPathComponent("whole/checkpoints/ckpt-000000000040.safetensors").path,
+            ws.root.appendingPathComponent("parts/checkpoints/ckpt-000000000040.safetensors").path])
+        #expect(compare.status == 0, "\(compare.stderr)")
+    }
+
     @Test("--max-steps 0 checkpoints the initial weights without training")
     func maxStepsZero() throws {
         let ws = try Workspace(clips: ["video_only.mp4"])

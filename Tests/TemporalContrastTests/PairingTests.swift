@@ -138,6 +138,47 @@ struct PairingTests {
         for d in distinct { #expect(kept.contains(d), "a distinct frame was evicted") }
     }
 
+    @Test("the replay buffer survives a checkpoint: after a round trip through safetensors bytes it evicts and samples exactly as the original")
+    func replayBufferRoundTrip() throws {
+        var rng = RandomSource(seed: 77)
+        func random(_ source: Int, _ i: Int) -> TrainingExample {
+            var r = RandomSource(seed: UInt64(source * 1_000 + i))
+            let pixels = (0..<(16 * 12 * 3)).map { _ in UInt8(r.index(below: 256)) }
+            let frame = TimedFrame(source: source, segment: 0, time: Double(i) * 0.1 + 1e-9 * Double(source), width: 16, height: 12, pixels: pixels)
+            var e = Self.example(frame, kind: [PairKind.temporal, .tracked, .audioVideo][i % 3])
+            if e.kind == .audioVideo {
+                e.positive = nil
+                e.audio = MelView(frames: 5, bands: 4, values: (0..<20).map { _ in r.uniform(-80, 0) })
+            }
+            return e
+        }
+        let limit = random(0, 0).byteCount * 25
+        var original = ReplayBuffer(byteLimit: limit)
+        for i in 0..<40 { original.insert(random(i % 3, i)) }
+        _ = original.sample(10, mix: PairMix(), rng: &rng, maxUses: 2)
+        var file = SafeTensors()
+        original.save(into: &file)
+        #expect(file["replay.pixels"]?.dtype == .u8)
+        let parsed = try SafeTensors(data: file.serialized())
+        var restored = try #require(try ReplayBuffer(restoring: parsed, byteLimit: limit))
+        #expect(restored.count == original.count && restored.byteCount == original.byteCount)
+        #expect(restored.inserted == original.inserted && restored.evicted == original.evicted)
+        #expect(restored.available(maxUses: 1) == original.available(maxUses: 1))
+        var rngA = rng, rngB = rng
+        for i in 40..<70 {
+            original.insert(random(i % 4, i))
+            restored.insert(random(i % 4, i))
+            let a = original.sample(8, mix: PairMix(), rng: &rngA, maxUses: 2)
+            let b = restored.sample(8, mix: PairMix(), rng: &rngB, maxUses: 2)
+            #expect(a.map(\.anchor) == b.map(\.anchor) && a.map(\.audio) == b.map(\.audio) && a.map(\.origin) == b.map(\.origin))
+        }
+        #expect(original.examples.map(\.anchor) == restored.examples.map(\.anchor))
+        #expect(try ReplayBuffer(restoring: SafeTensors(), byteLimit: limit) == nil)
+        var damaged = parsed
+        damaged.set("replay.pixels", shape: [3], bytes: [1, 2, 3])
+        #expect(throws: ReplayBuffer.RestoreError.self) { try ReplayBuffer(restoring: damaged, byteLimit: limit) }
+    }
+
     @Test("batches follow the kind mix, hand missing kinds' share to the others, and spread across sources")
     func batchMix() {
         #expect(PairMix().counts(total: 8, available: [.temporal, .tracked, .audioVideo]) == [.temporal: 4, .tracked: 2, .audioVideo: 2])

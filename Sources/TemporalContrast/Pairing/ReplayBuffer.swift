@@ -1,3 +1,5 @@
+import Foundation
+
 /// How many of each pair kind a batch should hold, as fractions. Kinds with nothing available
 /// give their share to the others in proportion, so a source without audio still fills batches.
 public struct PairMix: Sendable, Codable, Equatable {
@@ -68,7 +70,7 @@ public struct ReplayBuffer: Sendable {
     }
 
     var entries: [Entry] = []
-    private var nextID: UInt64 = 0
+    var nextID: UInt64 = 0
     static let proxySide = 8
 
     public init(byteLimit: Int) {
@@ -213,5 +215,109 @@ public struct ReplayBuffer: Sendable {
         }
         for i in chosen { entries[i].uses += 1 }
         return chosen.map { entries[$0].example }
+    }
+}
+
+// MARK: - Checkpointing
+
+extension ReplayBuffer {
+    /// One entry's bookkeeping as saved in a checkpoint; floats travel as bit patterns (hex) so
+    /// they come back exactly.
+    private struct SavedEntry: Codable {
+        var kind: PairKind
+        var anchor: [Int]
+        var positive: [Int]?
+        var audio: [Int]?
+        var source: Int
+        var time: String
+        var positiveTime: String
+        var id: UInt64
+        var nearest: UInt64?
+        var similarity: String
+        var stale: Bool
+        var uses: Int
+    }
+
+    private struct Saved: Codable {
+        var entries: [SavedEntry]
+        var nextID: UInt64
+        var inserted: Int
+        var evicted: Int
+    }
+
+    public struct RestoreError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Writes every example and its eviction and reuse bookkeeping into `file`: images as one U8
+    /// tensor `<prefix>pixels`, log-mel windows as one F32 tensor `<prefix>audio`, the rest as JSON
+    /// in the metadata key `<prefix>entries`. The redundancy proxies are recomputed on restore.
+    public func save(into file: inout SafeTensors, prefix: String = "replay.") {
+        var pixels: [UInt8] = []
+        var audio: [Float] = []
+        pixels.reserveCapacity(byteCount)
+        var saved = Saved(entries: [], nextID: nextID, inserted: inserted, evicted: evicted)
+        func hex(_ bits: some FixedWidthInteger) -> String { String(bits, radix: 16) }
+        for e in entries {
+            let x = e.example
+            pixels += x.anchor.pixels
+            if let p = x.positive { pixels += p.pixels }
+            if let a = x.audio { audio += a.values }
+            saved.entries.append(SavedEntry(
+                kind: x.kind, anchor: [x.anchor.width, x.anchor.height],
+                positive: x.positive.map { [$0.width, $0.height] }, audio: x.audio.map { [$0.frames, $0.bands] },
+                source: x.origin.source, time: hex(x.origin.time.bitPattern), positiveTime: hex(x.positiveTime.bitPattern),
+                id: e.id, nearest: e.nearest, similarity: hex(e.nearestSimilarity.bitPattern), stale: e.stale, uses: e.uses))
+        }
+        if !pixels.isEmpty { file.set("\(prefix)pixels", shape: [pixels.count], bytes: pixels) }
+        if !audio.isEmpty { file.set("\(prefix)audio", shape: [audio.count], values: audio) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys  // the same buffer always saves to the same bytes
+        let json = (try? encoder.encode(saved)) ?? Data()
+        file.metadata["\(prefix)entries"] = String(decoding: json, as: UTF8.self)
+    }
+
+    /// The buffer `save(into:prefix:)` wrote, or nil when `file` holds none. Entries beyond
+    /// `byteLimit` (a smaller bound than when it was saved) are evicted as usual.
+    public init?(restoring file: SafeTensors, byteLimit: Int, prefix: String = "replay.") throws(RestoreError) {
+        guard let json = file.metadata["\(prefix)entries"] else { return nil }
+        func fail(_ m: String) -> RestoreError { RestoreError(description: "replay buffer in checkpoint: \(m)") }
+        guard let saved = try? JSONDecoder().decode(Saved.self, from: Data(json.utf8)) else { throw fail("entries are not valid JSON") }
+        let pixels = file["\(prefix)pixels"]?.bytes ?? []
+        let audio = file["\(prefix)audio"]?.values ?? []
+        self.init(byteLimit: byteLimit)
+        var p = 0, a = 0
+        func image(_ size: [Int]) throws(RestoreError) -> ImageView {
+            guard size.count == 2, size[0] > 0, size[1] > 0, p + size[0] * size[1] * 3 <= pixels.count else { throw fail("image sizes do not match the pixel data") }
+            defer { p += size[0] * size[1] * 3 }
+            return ImageView(width: size[0], height: size[1], pixels: Array(pixels[p..<(p + size[0] * size[1] * 3)]))
+        }
+        func bits<T: FixedWidthInteger>(_ s: String, as: T.Type) throws(RestoreError) -> T {
+            guard let v = T(s, radix: 16) else { throw fail("'\(s)' is not a hexadecimal bit pattern") }
+            return v
+        }
+        for s in saved.entries {
+            let anchor = try image(s.anchor)
+            let positive = try s.positive.map { (size) throws(RestoreError) in try image(size) }
+            var mel: MelView?
+            if let shape = s.audio {
+                guard shape.count == 2, shape[0] > 0, shape[1] > 0, a + shape[0] * shape[1] <= audio.count else { throw fail("audio sizes do not match the audio data") }
+                mel = MelView(frames: shape[0], bands: shape[1], values: Array(audio[a..<(a + shape[0] * shape[1])]))
+                a += shape[0] * shape[1]
+            }
+            let example = TrainingExample(
+                kind: s.kind, anchor: anchor, positive: positive, audio: mel,
+                origin: SampleOrigin(source: s.source, time: Double(bitPattern: try bits(s.time, as: UInt64.self))),
+                positiveTime: Double(bitPattern: try bits(s.positiveTime, as: UInt64.self)))
+            entries.append(Entry(
+                example: example, id: s.id, proxy: Self.proxy(anchor), nearest: s.nearest,
+                nearestSimilarity: Float(bitPattern: try bits(s.similarity, as: UInt32.self)), stale: s.stale, uses: s.uses))
+            byteCount += example.byteCount
+        }
+        guard p == pixels.count, a == audio.count else { throw fail("\(pixels.count - p) pixel bytes and \(audio.count - a) audio values left over") }
+        nextID = saved.nextID
+        inserted = saved.inserted
+        evicted = saved.evicted
+        while byteCount > byteLimit { evictMostRedundant() }
     }
 }

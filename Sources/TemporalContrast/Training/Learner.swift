@@ -40,7 +40,7 @@ public final class Learner {
     public let optimizer: Optimizer
     public private(set) var step = 0
     public private(set) var skippedUpdates = 0
-    public static let formatVersion = "1"
+    public static let formatVersion = "2"
 
     /// One step's inputs: image views `[n, s, s, 3]` (anchors and positives) and audio-video pairs
     /// (frames `[m, s, s, 3]`, log-mel `[m, bands, frames, 1]`), each with origins for masking.
@@ -160,7 +160,7 @@ public final class Learner {
 
     /// Every tensor and counter training needs to continue exactly, as safetensors: networks'
     /// parameters under "video.<name>", "video_key.<name>" and "audio.<name>", optimizer state under "optimizer.<key>", the key queue
-    /// (times split into two float32s so they survive exactly), and counters in the metadata.
+    /// (times as float64 so they survive exactly: masking compares them with the window), and counters in the metadata.
     public func state() -> SafeTensors {
         var file = SafeTensors()
         for (label, net) in networks {
@@ -173,9 +173,7 @@ public final class Learner {
         if let queue {
             file.set("queue.keys", shape: [queue.capacity, queue.dimension], values: queue.keys)
             file.set("queue.sources", shape: [queue.capacity], values: queue.origins.map { Float($0.source) })
-            let hi = queue.origins.map { Float($0.time) }
-            file.set("queue.times_hi", shape: [queue.capacity], values: hi)
-            file.set("queue.times_lo", shape: [queue.capacity], values: zip(queue.origins, hi).map { Float($0.time - Double($1)) })
+            file.set("queue.times", shape: [queue.capacity], doubles: queue.origins.map(\.time))
             file.metadata["queue.write_index"] = String(queue.writeIndex)
             file.metadata["queue.count"] = String(queue.count)
         }
@@ -209,11 +207,11 @@ public final class Learner {
         optimizer.steps = Int(file.metadata["optimizer.steps"] ?? "0") ?? 0
         if let q = queue {
             guard let keys = file["queue.keys"], keys.shape == [q.capacity, q.dimension],
-                let sources = file["queue.sources"], let hi = file["queue.times_hi"], let lo = file["queue.times_lo"],
+                let sources = file["queue.sources"], let times = file["queue.times"], times.doubles.count == q.capacity,
                 let w = Int(file.metadata["queue.write_index"] ?? ""), let c = Int(file.metadata["queue.count"] ?? ""),
                 w >= 0, w < q.capacity, c >= 0, c <= q.capacity
             else { throw fail("the key queue is missing or has another size") }
-            let origins = (0..<q.capacity).map { SampleOrigin(source: Int(sources.values[$0]), time: Double(hi.values[$0]) + Double(lo.values[$0])) }
+            let origins = (0..<q.capacity).map { SampleOrigin(source: Int(sources.values[$0]), time: times.doubles[$0]) }
             queue = KeyQueue(capacity: q.capacity, dimension: q.dimension, keys: keys.values, origins: origins, writeIndex: w, count: c)
         }
         step = Int(file.metadata["step"] ?? "0") ?? 0
