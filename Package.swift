@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
     ],
     targets: [
         .systemLibrary(
@@ -35,7 +36,8 @@ let package = Package(
         .systemLibrary(name: "CMalloc"),
         .target(
             name: "TemporalContrast",
-            dependencies: ["CBLAS", "CMalloc"],
+            dependencies: ["CBLAS", "CMalloc", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Export/ONNX/onnx.proto", "Export/ONNX/README.md"],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
         .executableTarget(

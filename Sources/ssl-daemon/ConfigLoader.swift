@@ -19,12 +19,17 @@ extension DaemonConfig {
         do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
             throw ConfigError(description: "config \(file): cannot read: \(error.localizedDescription)")
         }
+        return try load(toml: text, origin: file)
+    }
+
+    /// Parses TOML text over the defaults; `origin` names it in errors (a file, a checkpoint).
+    static func load(toml text: String, origin: String) throws -> DaemonConfig {
         let table: TOMLTable
         do { table = try TOMLTable(string: text) } catch {
-            throw ConfigError(description: "config \(file): not valid TOML: \(error)")
+            throw ConfigError(description: "config \(origin): not valid TOML: \(error)")
         }
         var config = DaemonConfig()
-        try config.apply(table, prefix: "", file: file)
+        try config.apply(table, prefix: "", file: origin)
         return config
     }
 

@@ -6,7 +6,7 @@ struct SSLDaemon: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ssl-daemon",
         abstract: "Learns visual and audio representations from video by self-supervision.",
-        subcommands: [Run.self, Inspect.self, Probe.self, Bench.self]
+        subcommands: [Run.self, Inspect.self, Export.self, Embed.self, Probe.self, Bench.self]
     )
 }
 
