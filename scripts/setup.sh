@@ -23,13 +23,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Python packages for reference checks (NumPy fixtures) live in a venv so the system stays untouched.
+# Python packages for reference checks (NumPy fixtures) and the export checks (onnx, onnxruntime,
+# safetensors) live in a venv so the system stays untouched.
 # SSL_SETUP_PY lists extra requirement sets to install: "bench" adds PyAV for the decode benchmark,
 # "torch" adds PyTorch (CPU) for the training benchmark and the golden-fixture script. CI needs neither.
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-want="numpy safetensors"
+want="numpy safetensors onnx onnxruntime"
 case " ${SSL_SETUP_PY:-} " in *" bench "*) want="$want av" ;; esac
 case " ${SSL_SETUP_PY:-} " in *" torch "*) want="$want torch" ;; esac
 for pkg in $want; do
