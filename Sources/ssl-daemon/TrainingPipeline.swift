@@ -68,7 +68,6 @@ final class TrainingPipeline: @unchecked Sendable {
     private var summaryPairs = RunSummary.Pairs()
     private var summaryFiles = RunSummary.Files()
     private var droppedFrames = 0
-    private var nextSource = 0
     /// Files being read, saved in checkpoints (with the replay buffer, which holds their examples).
     private var progress: [String: FileProgress] = [:]
     private var resumeProgress: [String: FileProgress] = [:]
@@ -140,7 +139,6 @@ final class TrainingPipeline: @unchecked Sendable {
                 logger.warning("checkpoint progress is in an older format: files being read restart from their beginning", metadata: ["checkpoint": "\(url.path)"])
             }
         }
-        nextSource = Int(file.metadata["next_source"] ?? "") ?? (resumeProgress.values.map(\.source).max().map { $0 + 1 } ?? 0)
         do {
             if let restored = try ReplayBuffer(restoring: file, byteLimit: config.pairing.bufferBytes) { buffer = restored }
         } catch {
@@ -162,7 +160,6 @@ final class TrainingPipeline: @unchecked Sendable {
         state.lock()
         let snapshot = progress
         let bufferSnapshot = buffer
-        file.metadata["next_source"] = String(nextSource)
         state.unlock()
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -343,14 +340,15 @@ final class TrainingPipeline: @unchecked Sendable {
         }
     }
 
-    /// The file to read next: one being resumed, else the first in path order.
+    /// The file to read next: one being resumed, else the one with the fewest epochs done, then in
+    /// path order (epochs go round the corpus).
     private func takeNextFile() -> URL? {
         state.withLock {
             guard !pendingFiles.isEmpty else { return nil }
-            let i = pendingFiles.indices.min { a, b in
-                let (ra, rb) = (resumeProgress[pendingFiles[a].path] != nil, resumeProgress[pendingFiles[b].path] != nil)
-                return ra != rb ? ra : pendingFiles[a].path < pendingFiles[b].path
-            }!
+            let keys = pendingFiles.map { url in
+                (resumed: resumeProgress[url.path] == nil ? 1 : 0, epochs: ledger.entry(url.path).map { $0.status == "ok" ? $0.epochs : 0 } ?? 0, path: url.path)
+            }
+            let i = keys.indices.min { keys[$0] < keys[$1] }!
             return pendingFiles.remove(at: i)
         }
     }
@@ -578,70 +576,96 @@ final class TrainingPipeline: @unchecked Sendable {
         }
     }
 
+    /// Reads one epoch of a file (the next one the ledger or the checkpoint says is due), then puts
+    /// the file back at the end of the queue while epochs remain: epochs go round the corpus, so
+    /// consecutive batches mix files instead of repeating one clip `epochs` times in a row.
     private func process(file url: URL) {
         let path = url.path
         let resumeAt = state.withLock { resumeProgress.removeValue(forKey: path) }
-        let source: Int = state.withLock {
-            if let resumeAt { return resumeAt.source }
-            defer { nextSource += 1 }
-            return nextSource
-        }
+        let source = Self.sourceID(path)
         let attributes = try? FileManager.default.attributesOfItem(atPath: path)
         let size = (attributes?[.size] as? NSNumber)?.int64Value ?? 0
         let mtime = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         let done = ledger.entry(path).flatMap { $0.size == size && $0.mtime == mtime && $0.status == "ok" ? $0.epochs : nil } ?? 0
-        var decodedAnything = false
-        for epoch in max(done, resumeAt?.epoch ?? 0)..<config.epochs {
-            if isStopping { return }
-            // Each epoch is its own stretch of timeline: nothing pairs across two readings.
-            var stage = PairingStage(source: source, config: config.pairing, seed: UInt64(config.seed) &+ UInt64(source) &* 7919 &+ UInt64(epoch))
-            var mel = DecodeBridge.MelStream(spectrogram: try! LogMelSpectrogram(options: melOptions()), source: source)
-            // Items the checkpoint counts as consumed are paired again (rebuilding the stage) but
-            // not delivered: their examples are in the restored buffer or already trained on.
-            let replayUntil = resumeAt.map { $0.epoch == epoch ? $0.items : 0 } ?? 0
-            var items = 0
-            do {
-                let decoder = try MediaDecoder(path, options: decodeOptions(live: false))
-                while let item = try decoder.next() {
-                    if isStopping { return }
-                    items += 1
-                    let replaying = items <= replayUntil
-                    var examples: [TrainingExample] = []
-                    switch item {
-                    case .video(let f):
-                        decodedAnything = true
-                        var frame = DecodeBridge.frame(f, source: source)
-                        frame.segment += epoch * 1_000
-                        examples = stage.ingest(frame)
-                    case .audio(let chunk):
-                        decodedAnything = true
-                        if var m = mel.append(chunk) {
-                            m.segment += epoch * 1_000
-                            stage.ingest(m)
-                        }
-                    case .segmentBoundary:
-                        break
-                    }
-                    if replaying && items < replayUntil { continue }
-                    let position = (path, FileProgress(epoch: epoch, items: items, source: source))
-                    deliver(replaying ? [] : examples, waitForRoom: !config.deterministic, position: position)
-                    if config.deterministic { trainWhileBackpressured() }
-                }
-            } catch {
-                if !decodedAnything {
-                    markBad(path, size: size, mtime: mtime, reason: error.description)
-                    state.withLock { _ = progress.removeValue(forKey: path) }
-                    return
-                }
-                logger.warning("file ended with an error; what decoded was used", metadata: ["path": "\(path)", "error": "\(error)"])
-            }
-            try? ledger.record(Ledger.Entry(path: path, size: size, mtime: mtime, status: "ok", epochs: epoch + 1, reason: nil))
+        let epoch = max(done, resumeAt?.epoch ?? 0)
+        guard epoch < config.epochs else {
+            finish(path)
+            return
         }
+        // Each epoch is its own stretch of timeline: nothing pairs across two readings.
+        var stage = PairingStage(source: source, config: config.pairing, seed: UInt64(config.seed) &+ UInt64(source) &* 7919 &+ UInt64(epoch))
+        var mel = DecodeBridge.MelStream(spectrogram: try! LogMelSpectrogram(options: melOptions()), source: source)
+        // Items the checkpoint counts as consumed are paired again (rebuilding the stage) but
+        // not delivered: their examples are in the restored buffer or already trained on.
+        let replayUntil = resumeAt.map { $0.epoch == epoch ? $0.items : 0 } ?? 0
+        var items = 0
+        var decodedAnything = false
+        do {
+            let decoder = try MediaDecoder(path, options: decodeOptions(live: false))
+            while let item = try decoder.next() {
+                if isStopping { return }
+                items += 1
+                let replaying = items <= replayUntil
+                var examples: [TrainingExample] = []
+                switch item {
+                case .video(let f):
+                    decodedAnything = true
+                    var frame = DecodeBridge.frame(f, source: source)
+                    frame.segment += epoch * 1_000
+                    examples = stage.ingest(frame)
+                case .audio(let chunk):
+                    decodedAnything = true
+                    if var m = mel.append(chunk) {
+                        m.segment += epoch * 1_000
+                        stage.ingest(m)
+                    }
+                case .segmentBoundary:
+                    break
+                }
+                if replaying && items < replayUntil { continue }
+                let position = (path, FileProgress(epoch: epoch, items: items, source: source))
+                deliver(replaying ? [] : examples, waitForRoom: !config.deterministic, position: position)
+                if config.deterministic { trainWhileBackpressured() }
+            }
+        } catch {
+            if !decodedAnything {
+                markBad(path, size: size, mtime: mtime, reason: error.description)
+                state.withLock { _ = progress.removeValue(forKey: path) }
+                return
+            }
+            logger.warning("file ended with an error; what decoded was used", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+        try? ledger.record(Ledger.Entry(path: path, size: size, mtime: mtime, status: "ok", epochs: epoch + 1, reason: nil))
+        if epoch + 1 < config.epochs {
+            // The ledger now holds the epoch count; progress is only for a file read part way.
+            state.withLock {
+                _ = progress.removeValue(forKey: path)
+                pendingFiles.append(url)
+                state.broadcast()
+            }
+        } else {
+            finish(path)
+        }
+    }
+
+    private func finish(_ path: String) {
         state.withLock {
             _ = progress.removeValue(forKey: path)
             summaryFiles.ok += 1
         }
         logger.info("file done", metadata: ["path": "\(path)", "epochs": "\(config.epochs)"])
+    }
+
+    /// A source's id: a hash of its path or URL (24 bits, so checkpoints store it exactly as float32),
+    /// the same in every run and every epoch. Masking and batch spreading use it; a rare collision
+    /// only merges two sources.
+    static func sourceID(_ key: String) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 {
+            h ^= UInt64(byte)
+            h = h &* 0x100_0000_01b3
+        }
+        return Int(h & 0xFF_FFFF)
     }
 
     // MARK: - Live sources
@@ -689,10 +713,7 @@ final class TrainingPipeline: @unchecked Sendable {
     }
 
     private func startLiveSource(_ location: String, index: Int) {
-        let source: Int = state.withLock {
-            defer { nextSource += 1 }
-            return nextSource
-        }
+        let source = Self.sourceID(location)
         let queue = LiveQueue(capacity: config.liveQueueFrames)
         startThread(name: "live-\(index)") { self.liveReader(location, queue: queue) }
         startThread(name: "live-pairing-\(index)") { self.livePairing(queue: queue, source: source) }
