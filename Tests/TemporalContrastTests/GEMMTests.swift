@@ -1,5 +1,5 @@
 import Testing
-import TemporalContrast
+@testable import TemporalContrast
 
 /// OpenBLAS is linked and called the way TemporalContrast expects (row-major, transposes).
 @Suite("GEMM through OpenBLAS")
@@ -33,6 +33,27 @@ struct GEMMTests {
         GEMM.multiply(a, b, into: &c, m: m, n: n, k: k, transposeA: ta, transposeB: tb)
         let expected = Self.naive(a, b, m: m, n: n, k: k, ta: ta, tb: tb)
         for (x, y) in zip(c, expected) { #expect(abs(x - y) < 1e-5) }
+    }
+
+    @Test("the k-split (weight-gradient shape) matches a naive product for worker counts that leave slices unused", arguments: [2, 3, 5])
+    func kSplit(workers: Int) {
+        // m < 4·workers and k > m select the k-split; k / 64 = 2 slices when workers is 3 or 5, the
+        // case where partial buffers once went unwritten. beta = 1 checks accumulation too.
+        let m = 6, n = 3000, k = 130
+        #expect(m * n * k >= GEMM.parallelThreshold)
+        var seed: UInt32 = 777
+        func r() -> Float {
+            seed = seed &* 1_664_525 &+ 1_013_904_223
+            return Float(seed >> 8) / Float(1 << 24) - 0.5
+        }
+        let a = (0..<(m * k)).map { _ in r() }, b = (0..<(k * n)).map { _ in r() }
+        let c0 = (0..<(m * n)).map { _ in r() }
+        var c = c0
+        GEMM.multiply(a, b, into: &c, m: m, n: n, k: k, transposeA: true, transposeB: false, alpha: 1, beta: 1, workers: workers)
+        let expected = Self.naive(a, b, m: m, n: n, k: k, ta: true, tb: false)
+        var worst: Float = 0
+        for i in 0..<(m * n) { worst = max(worst, abs(c[i] - (expected[i] + c0[i]))) }
+        #expect(worst < 1e-3, "max error \(worst) with \(workers) workers")
     }
 
     @Test("beta accumulates into C and the thread count is settable")

@@ -20,12 +20,21 @@ public enum GEMM {
         _ a: [Float], _ b: [Float], into c: inout [Float], m: Int, n: Int, k: Int,
         transposeA: Bool = false, transposeB: Bool = false, alpha: Float = 1, beta: Float = 0
     ) {
+        multiply(a, b, into: &c, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta, workers: Parallel.workerCount)
+    }
+
+    /// `multiply` with an explicit worker count (tests exercise each split without touching the
+    /// process-wide setting).
+    static func multiply(
+        _ a: [Float], _ b: [Float], into c: inout [Float], m: Int, n: Int, k: Int,
+        transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float, workers: Int
+    ) {
         precondition(a.count >= m * k && b.count >= k * n && c.count >= m * n, "GEMM: buffers smaller than m×k, k×n, m×n")
         a.withUnsafeBufferPointer { ap in
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
                     multiply(ap.baseAddress!, bp.baseAddress!, cp.baseAddress!, m: m, n: n, k: k,
-                             transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta)
+                             transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta, workers: workers)
                 }
             }
         }
@@ -34,9 +43,8 @@ public enum GEMM {
     /// The pointer form of `multiply`; the pointers are only used during the call.
     static func multiply(
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int,
-        transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float
+        transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float, workers: Int = Parallel.workerCount
     ) {
-        let workers = Parallel.workerCount
         let work = m * n * k
         guard workers > 1, work >= parallelThreshold else {
             sgemm(a, b, c, m: m, n: n, k: k, lda: transposeA ? m : k, transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta)
