@@ -83,6 +83,34 @@ struct ExportCommandTests {
         #expect(check.status == 0, "\(check.stderr)\(check.stdout)")
     }
 
+    @Test("the resnet-small video encoder (residual blocks, shortcut convolutions) exports too: onnxruntime matches embed within 1e-4")
+    func residualEncoder() throws {
+        let root = try makeTemporaryDirectory("ssl-export-resnet")
+        defer { removeTemporaryDirectory(root) }
+        let config = root.appendingPathComponent("resnet.toml")
+        try "[model]\nvideo = \"resnet-small\"\n[pairing.image]\noutput_size = 48\n".write(to: config, atomically: true, encoding: .utf8)
+        let state = root.appendingPathComponent("state")
+        let initial = try run(try daemonBinary(), ["run", "--config", config.path, "--watch", root.path, "--state-dir", state.path, "--max-steps", "0"])
+        #expect(initial.status == 0, "\(initial.stderr)")
+        let out = root.appendingPathComponent("export")
+        #expect(try run(try daemonBinary(), ["export", "--from", state.path, "--out", out.path]).status == 0)
+        let embed = try run(try daemonBinary(), ["embed", "--from", state.path, "--dump-inputs", root.path, "--out", root.appendingPathComponent("v.npy").path, sampleClip("h264_aac.mp4")])
+        #expect(embed.status == 0, "\(embed.stderr)")
+        let check = try run(Self.python, ["-c", """
+            import json, sys
+            import numpy as np, onnx, onnxruntime as ort
+            root = sys.argv[1]
+            assert json.load(open(f"{root}/export/manifest.json"))["encoders"]["video"]["architecture"] == "resnet-small"
+            onnx.checker.check_model(onnx.load(f"{root}/export/video_encoder.onnx"), full_check=True)
+            session = ort.InferenceSession(f"{root}/export/video_encoder.onnx", providers=["CPUExecutionProvider"])
+            x = np.load(f"{root}/video_inputs.npy")
+            assert x.shape[1:] == (3, 48, 48), x.shape
+            diff = float(np.abs(session.run(None, {"frames": x})[0] - np.load(f"{root}/v.npy")).max())
+            assert diff <= 1e-4, diff
+            """, root.path])
+        #expect(check.status == 0, "\(check.stderr)")
+    }
+
     @Test("bad inputs: missing or damaged checkpoint, unwritable output, audio from silent media, unreadable media: an error naming it, non-zero exit, nothing left behind")
     func badInputs() throws {
         let root = try makeTemporaryDirectory("ssl-export-bad")

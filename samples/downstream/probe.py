@@ -2,13 +2,15 @@
 """Linear probe on exported ssl-daemon video encoders: does what the daemon learned pay off?
 
 Loads each export folder's manifest.json and video_encoder.onnx with onnxruntime (NumPy only
-besides; frames come from the ffmpeg CLI), embeds every labelled clip (features averaged over
-the clip's frames), fits a multinomial logistic regression on the train split and prints test
-accuracy, next to the same probe on raw downscaled pixels and a k-nearest-neighbour check.
+besides; frames come from the ffmpeg CLI), embeds every frame of every labelled clip, describes a
+clip by the mean and standard deviation of its frame features over time (the encoder sees single
+frames; the spread over time is how a linear probe can see motion), fits a multinomial logistic
+regression on the training folds and prints held-out accuracy, next to the same probe on raw
+downscaled pixels (same mean and spread) and a 1-nearest-neighbour check.
 
-usage: probe.py --labels LABELS.csv [--test-labels TEST.csv] EXPORT_DIR[=NAME]...
-  LABELS.csv: "file,label" rows (samples/generate_labelled.sh writes one); with --test-labels the
-  two files are the train and test splits, otherwise every fourth clip per class is held out.
+usage: probe.py --labels LABELS.csv [--folds 4] EXPORT_DIR[=NAME]...
+  LABELS.csv: "file,label" rows (samples/generate_labelled.sh writes one). Accuracy is the mean over
+  k folds (clip i is in fold i mod k, so every class is in every fold).
 """
 import argparse
 import csv
@@ -29,7 +31,7 @@ def read_labels(path):
 
 def decode_frames(clip, short_side, fps, size):
     """RGB frames as the manifest says: scale to the short side, centre square, resize to size."""
-    vf = (f"fps={fps},"
+    vf = ((f"fps={fps}," if fps and fps > 0 else "") +
           f"scale='if(gt(iw,ih),-2,{short_side})':'if(gt(iw,ih),{short_side},-2)':flags=bilinear,"
           f"crop='min(iw,ih)':'min(iw,ih)',scale={size}:{size}:flags=bilinear")
     raw = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", clip, "-vf", vf, "-an",
@@ -43,7 +45,7 @@ def network_input(frames, pre):
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def fit_logistic(x, y, classes, l2=1e-3, steps=500, lr=0.5):
+def fit_logistic(x, y, classes, l2=1e-2, steps=500, lr=0.5):
     """Multinomial logistic regression by full-batch gradient descent on standardised features."""
     w = np.zeros((x.shape[1], classes)), np.zeros(classes)
     onehot = np.eye(classes)[y]
@@ -72,53 +74,46 @@ def probe(train_x, train_y, test_x, test_y, classes):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--labels", required=True)
-    ap.add_argument("--test-labels")
+    ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--pixels", type=int, default=16, help="side of the raw-pixel baseline (default 16)")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("exports", nargs="+")
     args = ap.parse_args()
 
-    train = read_labels(args.labels)
-    if args.test_labels:
-        test = read_labels(args.test_labels)
-    else:
-        seen, train_split, test = {}, [], []
-        for clip, label in train:
-            seen[label] = seen.get(label, 0) + 1
-            (test if seen[label] % 4 == 0 else train_split).append((clip, label))
-        train = train_split
-    names = sorted({label for _, label in train + test})
-    index = {n: i for i, n in enumerate(names)}
-    ytr = np.array([index[l] for _, l in train])
-    yte = np.array([index[l] for _, l in test])
+    clips = read_labels(args.labels)
+    names = sorted({label for _, label in clips})
+    y = np.array([names.index(label) for _, label in clips])
+    folds = np.arange(len(clips)) % args.folds
 
-    results = {}
-    exports = [e.split("=", 1) if "=" in e else (e, os.path.basename(os.path.normpath(e))) for e in args.exports]
-    first_pre = None
-    for folder, name in exports:
+    def evaluate(features):
+        scores = [probe(features[folds != f], y[folds != f], features[folds == f], y[folds == f], len(names))
+                  for f in range(args.folds)]
+        return {"linear": float(np.mean([s[0] for s in scores])), "knn": float(np.mean([s[1] for s in scores]))}
+
+    def describe(per_frame):
+        return np.concatenate([per_frame.mean(axis=0), per_frame.std(axis=0)])
+
+    results, first_pre = {}, None
+    for spec in args.exports:
+        folder, name = spec.split("=", 1) if "=" in spec else (spec, os.path.basename(os.path.normpath(spec)))
         manifest = json.load(open(os.path.join(folder, "manifest.json")))
         video = manifest["encoders"]["video"]
         pre = video["preprocess"]
         first_pre = first_pre or pre
         session = ort.InferenceSession(os.path.join(folder, video["onnx"]), providers=["CPUExecutionProvider"])
-        def embed(clips):
-            rows = []
-            for clip, _ in clips:
-                frames = decode_frames(clip, pre["decode_short_side"], pre["fps"], pre["input_size"])
-                feats = session.run([video["output"]["name"]], {video["input"]["name"]: network_input(frames, pre)})[0]
-                rows.append(feats.mean(axis=0))
-            return np.stack(rows)
-        lin, knn = probe(embed(train), ytr, embed(test), yte, len(names))
-        results[name] = {"linear": lin, "knn": knn, "step": manifest["step"]}
+        features = np.stack([
+            describe(session.run([video["output"]["name"]], {video["input"]["name"]: network_input(
+                decode_frames(clip, pre["decode_short_side"], pre["fps"], pre["input_size"]), pre)})[0])
+            for clip, _ in clips])
+        results[name] = dict(evaluate(features), step=manifest["step"])
 
-    def pixels(clips):
-        p = first_pre
-        return np.stack([decode_frames(c, p["decode_short_side"], p["fps"], args.pixels).astype(np.float32).mean(axis=0).ravel() / 255
-                         for c, _ in clips])
-    lin, knn = probe(pixels(train), ytr, pixels(test), yte, len(names))
-    results[f"raw pixels {args.pixels}x{args.pixels}"] = {"linear": lin, "knn": knn}
+    p = first_pre
+    pixels = np.stack([describe(decode_frames(clip, p["decode_short_side"], p["fps"], args.pixels)
+                                .reshape(-1, args.pixels * args.pixels * 3).astype(np.float32) / 255)
+                       for clip, _ in clips])
+    results[f"raw pixels {args.pixels}x{args.pixels}"] = evaluate(pixels)
 
-    print(f"{len(train)} train / {len(test)} test clips, {len(names)} classes (chance {1 / len(names):.2f})")
+    print(f"{len(clips)} clips, {len(names)} classes (chance {1 / len(names):.2f}), {args.folds}-fold cross-validation")
     print(f"{'features':32s} {'linear probe':>12s} {'1-NN':>6s}")
     for name, r in results.items():
         print(f"{name:32s} {r['linear']:12.3f} {r['knn']:6.3f}")
