@@ -4,13 +4,13 @@
 # raw pixels on a separate labelled set. Prints the probe table and the training budget.
 #
 # usage: samples/downstream/run.sh   (env: WORK=/tmp/ssl-downstream STEPS=3000 PRETRAIN_PER_CLASS=24
-#        LABELLED_PER_CLASS=24 CONFIG=samples/downstream/pretrain.toml)
+#        LABELLED_PER_CLASS=48 CONFIG=samples/downstream/pretrain.toml)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK=${WORK:-/tmp/ssl-downstream}
 STEPS=${STEPS:-3000}
 PRE=${PRETRAIN_PER_CLASS:-24}
-LAB=${LABELLED_PER_CLASS:-24}
+LAB=${LABELLED_PER_CLASS:-48}
 CONFIG=${CONFIG:-samples/downstream/pretrain.toml}
 
 bash scripts/setup.sh

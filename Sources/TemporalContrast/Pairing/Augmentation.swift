@@ -13,10 +13,13 @@ public struct ImageAugmentation: Sendable, Codable, Equatable {
     public var jitterProbability: Float = 0.8
     public var brightness: Float = 0.4
     public var contrast: Float = 0.4
-    public var saturation: Float = 0.4
+    /// Strong colour distortion (saturation 0.8, hue ±0.5, grayscale 0.5): with the milder BYOL-style
+    /// values (0.4, 0.1, 0.2) the encoder told clips apart by their colours, and a linear probe on the
+    /// labelled samples scored 0.44–0.47 after 2000–4000 steps; with these, 0.59 (README, "Downstream").
+    public var saturation: Float = 0.8
     /// Hue shift as a fraction of the colour wheel (±).
-    public var hue: Float = 0.1
-    public var grayscaleProbability: Float = 0.2
+    public var hue: Float = 0.5
+    public var grayscaleProbability: Float = 0.5
     public var blurProbability: Float = 0.5
     public var blurSigma: ClosedRange<Float> = 0.1...2.0
     /// Per-channel normalisation after scaling pixels to [0, 1] (ImageNet statistics).
