@@ -1,6 +1,27 @@
 import StreamDecode
 import TemporalContrast
 
+/// What the config says decoding and log-mel must be; training, `embed` and `export`'s manifest all
+/// read them here so the encoder always sees inputs made the same way.
+extension DaemonConfig {
+    var videoOptions: VideoOptions { VideoOptions(size: .shortSide(size), fps: fps > 0 ? fps : nil) }
+
+    /// 25 ms windows every 10 ms.
+    var logMelOptions: LogMelOptions {
+        var m = LogMelOptions()
+        m.sampleRate = sampleRate
+        m.window = sampleRate / 40
+        m.hop = sampleRate / 100
+        m.melBands = melBands
+        return m
+    }
+
+    var melHopSeconds: Double { Double(logMelOptions.hop) / Double(sampleRate) }
+
+    /// Log-mel frames in one audio input: the pairing stage's window over the hop.
+    var melFrames: Int { max(1, Int((pairing.audioWindow / melHopSeconds).rounded())) }
+}
+
 /// Converts StreamDecode's values into the pairing stage's, so neither library imports the other.
 enum DecodeBridge {
     static func frame(_ f: VideoFrame, source: Int) -> TimedFrame {

@@ -82,9 +82,9 @@ struct Embed: ParsableCommand {
                 for w in windows { rows.append(Row(row: rows.count, input: path, start: w.start, end: w.end, time: w.time)) }
             }
             try outputs.write(NumpyFile.float32(shape: [rows.count, encoder.featureDimension], values: features), to: outURL)
-            let encoder8 = JSONEncoder()
-            encoder8.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            let lines = try rows.map { String(decoding: try encoder8.encode($0), as: UTF8.self) }.joined(separator: "\n") + "\n"
+            let json = JSONEncoder()
+            json.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let lines = try rows.map { String(decoding: try json.encode($0), as: UTF8.self) }.joined(separator: "\n") + "\n"
             try outputs.write(Data(lines.utf8), to: outURL.deletingPathExtension().appendingPathExtension("jsonl"))
             if let dumpDirectory {
                 try outputs.write(NumpyFile.float32(shape: [rows.count] + encoder.inputShape, values: inputs),
@@ -114,7 +114,7 @@ struct WindowInput {
 enum VideoWindows {
     static func inputs(_ path: String, window: Double, config: DaemonConfig) throws -> [WindowInput] {
         var options = DecodeOptions()
-        options.video = VideoOptions(size: .shortSide(config.size), fps: config.fps > 0 ? config.fps : nil)
+        options.video = config.videoOptions
         options.audio = nil
         let decoder: MediaDecoder
         do { decoder = try MediaDecoder(path, options: options) } catch { throw ExportFailure(description: "\(error)") }
@@ -182,11 +182,7 @@ enum AudioWindows {
             }
             throw ExportFailure(description: "\(error)")
         }
-        var mel = LogMelOptions()
-        mel.sampleRate = config.sampleRate
-        mel.window = config.sampleRate / 40
-        mel.hop = config.sampleRate / 100
-        mel.melBands = config.melBands
+        let mel = config.logMelOptions
         var stream = DecodeBridge.MelStream(spectrogram: try LogMelSpectrogram(options: mel), source: 0)
         var values: [Float] = []
         var firstCentre: Double?
@@ -203,7 +199,7 @@ enum AudioWindows {
         } catch {
             throw ExportFailure(description: "\(error)")
         }
-        let bands = config.melBands, frames = melFrames(config), hop = melHopSeconds(config)
+        let bands = config.melBands, frames = config.melFrames, hop = config.melHopSeconds
         let total = values.count / bands
         guard let firstCentre else { throw ExportFailure(description: "\(path): no audio stream (--modality audio needs audio)") }
         guard total >= frames else {

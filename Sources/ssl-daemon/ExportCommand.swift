@@ -90,13 +90,14 @@ struct Export: ParsableCommand {
                 "normalise": "(pixel / 255 - mean[c]) / std[c]",
             ]
         case .audio:
+            let mel = c.logMelOptions
             entry["preprocess"] = [
-                "sample_rate": c.sampleRate, "channels": "mono (downmixed)",
-                "window_samples": c.sampleRate / 40, "hop_samples": c.sampleRate / 100,
+                "sample_rate": mel.sampleRate, "channels": "mono (downmixed)",
+                "window_samples": mel.window, "hop_samples": mel.hop,
                 "window_function": "periodic Hann", "fft_size": "next power of two >= window_samples",
-                "mel_bands": c.melBands, "mel_scale": "HTK, 0 Hz to Nyquist, triangular filters, no area normalisation",
+                "mel_bands": mel.melBands, "mel_scale": "HTK, 0 Hz to Nyquist, triangular filters, no area normalisation",
                 "log": "natural log of (power + 1e-6)",
-                "frames": melFrames(c), "window_seconds": c.pairing.audioWindow,
+                "frames": c.melFrames, "window_seconds": c.pairing.audioWindow,
                 "layout": "input[0, 0, band, frame]; frame i starts at sample i * hop_samples",
             ]
         }

@@ -46,7 +46,7 @@ struct TrainedModel {
             video = try ExportedEncoder(modality: .video, architecture: architecture, height: side, width: side, checkpoint: file)
             audio = file["audio.backbone.conv1.weight"] == nil
                 ? nil
-                : try ExportedEncoder(modality: .audio, architecture: .audio, height: config.melBands, width: melFrames(config), checkpoint: file)
+                : try ExportedEncoder(modality: .audio, architecture: .audio, height: config.melBands, width: config.melFrames, checkpoint: file)
         } catch {
             throw ExportFailure(description: "checkpoint \(url.path): \(error)")
         }
@@ -54,13 +54,6 @@ struct TrainedModel {
 
     func encoder(_ modality: ExportedEncoder.Modality) -> ExportedEncoder? { modality == .video ? video : audio }
 }
-
-/// Log-mel frames in one audio input: the pairing stage's window over the 10 ms hop.
-func melFrames(_ config: DaemonConfig) -> Int {
-    max(1, Int((config.pairing.audioWindow / melHopSeconds(config)).rounded()))
-}
-
-func melHopSeconds(_ config: DaemonConfig) -> Double { Double(config.sampleRate / 100) / Double(config.sampleRate) }
 
 /// Files written under temporary names in their final directories and renamed into place only
 /// when every one is complete, so a failure leaves no partial output behind.

@@ -28,14 +28,13 @@ struct RunSummary: Encodable {
     var pairs_trained: Int
 }
 
-/// Where a file's reading stopped: which epoch, how many decoded items (frames, audio chunks,
-/// boundaries) pairing has consumed, and the source id its examples carry. Saved in checkpoints;
+/// Where a file's reading stopped: which epoch, and how many decoded items (frames, audio chunks,
+/// boundaries) pairing has consumed. Saved in checkpoints;
 /// a resumed file replays its first `items` through pairing (rebuilding the stage's state) without
 /// delivering them again.
 struct FileProgress: Codable, Equatable {
     var epoch: Int
     var items: Int
-    var source: Int
 }
 
 /// The running daemon: sources feed pairing on their own threads, the replay buffer sits between
@@ -266,11 +265,16 @@ final class TrainingPipeline: @unchecked Sendable {
                 idlePing()
                 continue
             }
-            let examples = buffer.sample(batchSize, mix: config.pairing.mix, rng: &rng, maxUses: config.maxReuse)
+            let examples = drawBatch()
             state.broadcast()  // files waiting on backpressure may go on
             state.unlock()
             train(on: examples)
         }
+    }
+
+    /// A batch from the replay buffer (kind mix, reuse bound); the caller holds the lock.
+    private func drawBatch() -> [TrainingExample] {
+        buffer.sample(config.batch, mix: config.pairing.mix, rng: &rng, maxUses: config.maxReuse)
     }
 
     private var reachedMaxSteps: Bool { limits.maxSteps.map { learner.step >= $0 } ?? false }
@@ -324,15 +328,12 @@ final class TrainingPipeline: @unchecked Sendable {
                 lastScan = .distantPast
                 continue
             }
-            let examples: [TrainingExample]? = state.withLock {
-                buffer.available(maxUses: config.maxReuse) >= 2 ? buffer.sample(config.batch, mix: config.pairing.mix, rng: &rng, maxUses: config.maxReuse) : nil
-            }
+            let examples = state.withLock { buffer.available(maxUses: config.maxReuse) >= 2 ? drawBatch() : nil }
             if let examples {
                 train(on: examples)
                 continue
             }
-            let unsettled = seen.keys.contains { !queuedPaths.contains($0) && ledger.entry($0)?.status != "bad" }
-            if limits.once && !unsettled { break }
+            if limits.once && !state.withLock({ hasUnsettled(seen) }) { break }
             _ = events.wait(seconds: limits.once ? 0.2 : min(config.pollInterval, 1))
             maybeCheckpoint()
             idlePing()
@@ -356,9 +357,7 @@ final class TrainingPipeline: @unchecked Sendable {
     /// Lockstep's stand-in for backpressure: train while the file would have to wait.
     private func trainWhileBackpressured() {
         while !isStopping && !reachedMaxSteps {
-            let examples: [TrainingExample]? = state.withLock {
-                buffer.unseen >= backpressureUnseen ? buffer.sample(config.batch, mix: config.pairing.mix, rng: &rng, maxUses: config.maxReuse) : nil
-            }
+            let examples = state.withLock { buffer.unseen >= backpressureUnseen ? drawBatch() : nil }
             guard let examples else { return }
             train(on: examples)
         }
@@ -434,20 +433,11 @@ final class TrainingPipeline: @unchecked Sendable {
 
     private func decodeOptions(live: Bool) -> DecodeOptions {
         var o = DecodeOptions()
-        o.video = VideoOptions(size: .shortSide(config.size), fps: config.fps > 0 ? config.fps : nil)
+        o.video = config.videoOptions
         o.audio = AudioOptions(sampleRate: config.sampleRate, chunkSamples: config.sampleRate / 10)
         o.decoderThreads = config.decoderThreads
         o.ioTimeout = config.liveTimeout
         return o
-    }
-
-    private func melOptions() -> LogMelOptions {
-        var m = LogMelOptions()
-        m.sampleRate = config.sampleRate
-        m.window = config.sampleRate / 40
-        m.hop = config.sampleRate / 100
-        m.melBands = config.melBands
-        return m
     }
 
     /// Hands examples to the replay buffer and records the file position they came from, under
@@ -484,8 +474,7 @@ final class TrainingPipeline: @unchecked Sendable {
             }
             // With --once, wait until every file present at start has settled and been queued.
             state.lock()
-            let unsettled = seen.contains { path, info in !queuedPaths.contains(path) && !ledger.isSettled(path, size: info.size, mtime: info.mtime, epochs: config.epochs) }
-            if limits.once && !unsettled {
+            if limits.once && !hasUnsettled(seen) {
                 scannedOnce = true
                 state.broadcast()
                 state.unlock()
@@ -501,6 +490,12 @@ final class TrainingPipeline: @unchecked Sendable {
                 _ = events.wait(seconds: min(config.pollInterval, max(0.2, config.settleSeconds)))
             }
         }
+    }
+
+    /// Whether a file seen in a watched directory is still settling (not yet taken, not done);
+    /// the caller holds the lock.
+    private func hasUnsettled(_ seen: [String: (size: Int64, mtime: Double, since: Date)]) -> Bool {
+        seen.contains { path, info in !queuedPaths.contains(path) && !ledger.isSettled(path, size: info.size, mtime: info.mtime, epochs: config.epochs) }
     }
 
     private func scan(directory: String, seen: inout [String: (size: Int64, mtime: Double, since: Date)], events: DirectoryEvents) {
@@ -594,7 +589,7 @@ final class TrainingPipeline: @unchecked Sendable {
         }
         // Each epoch is its own stretch of timeline: nothing pairs across two readings.
         var stage = PairingStage(source: source, config: config.pairing, seed: UInt64(config.seed) &+ UInt64(source) &* 7919 &+ UInt64(epoch))
-        var mel = DecodeBridge.MelStream(spectrogram: try! LogMelSpectrogram(options: melOptions()), source: source)
+        var mel = DecodeBridge.MelStream(spectrogram: try! LogMelSpectrogram(options: config.logMelOptions), source: source)
         // Items the checkpoint counts as consumed are paired again (rebuilding the stage) but
         // not delivered: their examples are in the restored buffer or already trained on.
         let replayUntil = resumeAt.map { $0.epoch == epoch ? $0.items : 0 } ?? 0
@@ -623,7 +618,7 @@ final class TrainingPipeline: @unchecked Sendable {
                     break
                 }
                 if replaying && items < replayUntil { continue }
-                let position = (path, FileProgress(epoch: epoch, items: items, source: source))
+                let position = (path, FileProgress(epoch: epoch, items: items))
                 deliver(replaying ? [] : examples, waitForRoom: !config.deterministic, position: position)
                 if config.deterministic { trainWhileBackpressured() }
             }
@@ -780,7 +775,7 @@ final class TrainingPipeline: @unchecked Sendable {
 
     private func livePairing(queue: LiveQueue, source: Int) {
         var stage = PairingStage(source: source, config: config.pairing, seed: UInt64(config.seed) &+ UInt64(source) &* 7919)
-        var mel = DecodeBridge.MelStream(spectrogram: try! LogMelSpectrogram(options: melOptions()), source: source)
+        var mel = DecodeBridge.MelStream(spectrogram: try! LogMelSpectrogram(options: config.logMelOptions), source: source)
         while let item = queue.pop() {
             switch item {
             case .video(let f): deliver(stage.ingest(DecodeBridge.frame(f, source: source)), waitForRoom: false)

@@ -75,23 +75,23 @@ public struct SafeTensors: Sendable, Equatable {
 
     /// Adds (or replaces) a float32 tensor.
     public mutating func set(_ name: String, shape: [Int], values: [Float]) {
-        precondition(shape.reduce(1, *) == values.count, "safetensors: \(name) shape \(shape) vs \(values.count) values")
-        if tensors[name] == nil { names.append(name) }
-        tensors[name] = Entry(shape: shape, values: values)
+        insert(name, Entry(shape: shape, values: values), count: values.count)
     }
 
     /// Adds (or replaces) a float64 tensor.
     public mutating func set(_ name: String, shape: [Int], doubles: [Double]) {
-        precondition(shape.reduce(1, *) == doubles.count, "safetensors: \(name) shape \(shape) vs \(doubles.count) values")
-        if tensors[name] == nil { names.append(name) }
-        tensors[name] = Entry(shape: shape, doubles: doubles)
+        insert(name, Entry(shape: shape, doubles: doubles), count: doubles.count)
     }
 
     /// Adds (or replaces) a uint8 tensor.
     public mutating func set(_ name: String, shape: [Int], bytes: [UInt8]) {
-        precondition(shape.reduce(1, *) == bytes.count, "safetensors: \(name) shape \(shape) vs \(bytes.count) bytes")
+        insert(name, Entry(shape: shape, bytes: bytes), count: bytes.count)
+    }
+
+    private mutating func insert(_ name: String, _ entry: Entry, count: Int) {
+        precondition(entry.shape.reduce(1, *) == count, "safetensors: \(name) shape \(entry.shape) vs \(count) values")
         if tensors[name] == nil { names.append(name) }
-        tensors[name] = Entry(shape: shape, bytes: bytes)
+        tensors[name] = entry
     }
 
     /// Parses a safetensors file's bytes (F32, F64 and U8 tensors).
