@@ -40,9 +40,20 @@ let package = Package(
             exclude: ["Export/ONNX/onnx.proto", "Export/ONNX/README.md"],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
+        // Config, ledger and state-directory lock: what the daemon's commands and the fuzz
+        // targets share (package access, so it needs no public API).
+        .target(
+            name: "DaemonRuntime",
+            dependencies: [
+                "StreamDecode",
+                "TemporalContrast",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         .executableTarget(
             name: "ssl-daemon",
             dependencies: [
+                "DaemonRuntime",
                 "StreamDecode",
                 "TemporalContrast",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -65,6 +76,7 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "DaemonRuntimeTests", dependencies: ["DaemonRuntime", "TemporalContrast"]),
     ],
     swiftLanguageModes: [.v6]
 )

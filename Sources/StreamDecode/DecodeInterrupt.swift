@@ -14,6 +14,9 @@ public final class DecodeInterrupt: Sendable {
     /// cleared: FFmpeg's I/O errors are sticky, so a later call may return the AVERROR_EXIT of an
     /// earlier abort without consulting the callback again.
     private let fired = Atomic<UInt8>(InterruptReason.none.rawValue)
+    /// How many times the deadline aborted a call, so a caller can tell whether it fired during
+    /// one particular call even when FFmpeg reports that abort as something else (end of input).
+    private let deadlineAborts = Atomic<UInt64>(0)
 
     public init() {}
 
@@ -35,6 +38,9 @@ public final class DecodeInterrupt: Sendable {
 
     var reason: InterruptReason { InterruptReason(rawValue: fired.load(ordering: .relaxed)) ?? .none }
 
+    /// The number of calls the deadline has aborted so far (see `deadlineAborts`).
+    var deadlineAbortCount: UInt64 { deadlineAborts.load(ordering: .relaxed) }
+
     /// Called by FFmpeg, possibly from its own threads: nonzero aborts the blocking call.
     func shouldAbort() -> Bool {
         if closed.load(ordering: .acquiring) {
@@ -44,6 +50,7 @@ public final class DecodeInterrupt: Sendable {
         let d = deadline.load(ordering: .relaxed)
         if d != 0 && Self.monotonicNanos() >= d {
             fired.store(InterruptReason.deadline.rawValue, ordering: .relaxed)
+            deadlineAborts.add(1, ordering: .relaxed)
             return true
         }
         return false

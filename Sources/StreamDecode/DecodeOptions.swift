@@ -7,9 +7,14 @@ public struct DecodeOptions: Sendable {
     /// Decoder threads for video (frame + slice threading). FFmpeg's library default is 1; the CLI's
     /// is "auto". We take an explicit count so decode and training threads never oversubscribe.
     public var decoderThreads: Int = 1
-    /// Longest a single blocking call (open, probe, read) may take on a live source, in seconds.
-    /// Local files have no deadline; `interrupt()` works on every kind.
+    /// Longest a single blocking call (open, probe, read) may take on a live source (network or
+    /// stdin), in seconds. `interrupt()` works on every kind.
     public var ioTimeout: Double = 10
+    /// Longest a single blocking call (open, probe, read) may take on a local file, in seconds.
+    /// Generous, because a local read normally takes microseconds: it exists so that no file can
+    /// hold its caller forever (a hung network mount, a pathological playlist), not to pace
+    /// slow disks. A call that exceeds it fails with `.timedOut`, which `isTransient`.
+    public var fileTimeout: Double = 60
     /// Extra demuxer/protocol options passed to avformat_open_input, e.g. `rtsp_transport=tcp`.
     /// `protocol_whitelist` cannot be overridden here.
     public var formatOptions: [String: String] = [:]
@@ -29,9 +34,14 @@ public struct DecodeOptions: Sendable {
         if video == nil && audio == nil { throw bad("neither video nor audio output requested") }
         if decoderThreads < 1 || decoderThreads > 64 { throw bad("decoderThreads must be in 1...64, got \(decoderThreads)") }
         if !(ioTimeout > 0 && ioTimeout <= 86_400) { throw bad("ioTimeout must be in (0, 86400] seconds, got \(ioTimeout)") }
+        if !(fileTimeout > 0 && fileTimeout <= 86_400) { throw bad("fileTimeout must be in (0, 86400] seconds, got \(fileTimeout)") }
         if let v = video { try v.validate(bad) }
         if let a = audio { try a.validate(bad) }
     }
+
+    /// The deadline, in seconds, for each blocking call on `source`: `ioTimeout` for live sources,
+    /// `fileTimeout` for local files.
+    func callTimeout(for source: MediaSource) -> Double { source.isLive ? ioTimeout : fileTimeout }
 }
 
 /// RGB output of video frames.

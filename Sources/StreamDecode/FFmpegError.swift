@@ -1,10 +1,23 @@
 internal import CFFmpeg
+import Glibc
 
 /// The one error type of StreamDecode: what failed, on which input, in which FFmpeg call.
-public struct DecodeError: Error, Sendable, CustomStringConvertible, Equatable {
-    public enum Kind: String, Sendable, Equatable {
-        /// The input does not exist or cannot be read (missing path, a directory, permission).
+///
+/// Print it with `description` (or string interpolation), never by formatting `input` yourself:
+/// `description` shows the input through `MediaSource.redacted(_:)`, so passwords and tokens in
+/// URLs stay out of logs, status pages and probe reports.
+public struct DecodeError: Error, Sendable, CustomStringConvertible, CustomReflectable, Equatable {
+    public enum Kind: String, Sendable, Equatable, CaseIterable {
+        /// The input does not exist as a readable media file: missing path, a directory, a FIFO or
+        /// device, a dangling or looping symlink.
         case notFound = "not_found"
+        /// The operating system refused access (EACCES, EPERM): the file exists, but this process
+        /// may not read it or search a directory above it.
+        case permissionDenied = "permission_denied"
+        /// The operating system failed to deliver the bytes: a device or network I/O error (EIO,
+        /// ENXIO, ESTALE, a reset or refused connection), or the process ran out of file descriptors
+        /// or memory (EMFILE, ENFILE, ENOMEM).
+        case io = "io_error"
         /// The input exists but is not media FFmpeg can demux (empty, garbage, truncated header).
         case invalidData = "invalid_data"
         /// The file ends before the content its container declares (a cut or partial download).
@@ -14,20 +27,23 @@ public struct DecodeError: Error, Sendable, CustomStringConvertible, Equatable {
         case noStreams = "no_streams"
         /// No decoder is available for the stream's codec.
         case unsupportedCodec = "unsupported_codec"
-        /// A blocking call exceeded its deadline (dead server, stalled stream).
+        /// A blocking call exceeded its deadline (dead server, stalled stream, hung file system).
         case timedOut = "timed_out"
         /// `MediaDecoder.interrupt()` was called from another thread.
         case interrupted
         /// The URL's scheme is not one of the supported source kinds, or the protocol was refused.
         case protocolNotAllowed = "protocol_not_allowed"
-        /// Anything else FFmpeg reported (network errors, I/O errors, internal failures).
+        /// Anything else FFmpeg reported (internal failures, protocol-level errors such as HTTP
+        /// status codes).
         case ffmpeg
         /// A configuration value the caller passed is out of range.
         case invalidOptions = "invalid_options"
     }
 
     public var kind: Kind
-    /// The input as the caller named it (path or URL).
+    /// The input exactly as the caller named it (path or URL), for programmatic use such as
+    /// matching an error to its source. It may hold credentials: to print it, use `description`
+    /// or `MediaSource.redacted(input)`.
     public var input: String
     /// The FFmpeg function that failed, e.g. `avformat_open_input`.
     public var call: String
@@ -44,10 +60,43 @@ public struct DecodeError: Error, Sendable, CustomStringConvertible, Equatable {
         self.message = message
     }
 
+    /// True when the same input, unchanged, may succeed if tried again later, so a caller should
+    /// retry with a backoff rather than give up on it.
+    ///
+    /// Transient: `permissionDenied` (someone may fix the mode or the mount), `io` (a flaky disk or
+    /// network, descriptors or memory freed), `timedOut` (a hung mount or stalled server) and
+    /// `interrupted` (the caller stopped us; the input is not at fault). Not transient: content
+    /// failures (`invalidData`, `truncated`, `noStreams`, `unsupportedCodec`), which only a
+    /// different file fixes; `notFound`, which only a new file fixes; `invalidOptions` and
+    /// `protocolNotAllowed`, which only the caller's configuration fixes; and unclassified `ffmpeg`
+    /// failures, which are deterministic as far as we can tell and would otherwise be retried
+    /// forever.
+    public var isTransient: Bool {
+        switch kind {
+        case .permissionDenied, .io, .timedOut, .interrupted: true
+        case .notFound, .invalidData, .truncated, .noStreams, .unsupportedCodec, .protocolNotAllowed, .ffmpeg,
+            .invalidOptions:
+            false
+        }
+    }
+
+    /// The error for people: the input redacted by `MediaSource.redacted(_:)`, the call, FFmpeg's
+    /// message, the kind and the code.
     public var description: String {
-        code != 0
-            ? "\(input): \(call) failed: \(message) (\(kind.rawValue), code \(code))"
-            : "\(input): \(call): \(message) (\(kind.rawValue))"
+        let shown = MediaSource.redacted(input)
+        return code != 0
+            ? "\(shown): \(call) failed: \(message) (\(kind.rawValue), code \(code))"
+            : "\(shown): \(call): \(message) (\(kind.rawValue))"
+    }
+
+    /// What `dump`, debuggers and reflection-based printers show: the fields, with `input`
+    /// redacted like `description`.
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "kind": kind, "input": MediaSource.redacted(input), "call": call, "code": code, "message": message,
+            ], displayStyle: .struct)
     }
 }
 
@@ -69,6 +118,30 @@ enum AVCode {
     static let noPTS = cffmpeg_nopts_value()
 }
 
+/// The single mapping from an errno value to a `DecodeError.Kind`, shared by FFmpeg's
+/// AVERROR(errno) codes (`decodeError`) and our own system calls (`stat` in `FormatContext`), so a
+/// permission problem reads the same whichever layer met it. Nil for errno values that name no
+/// kind of their own (EINVAL, EPROTO, ...): the caller picks its fallback.
+func errorKind(errno value: Int32) -> DecodeError.Kind? {
+    switch value {
+    // The path does not lead to a readable media file, and will not until the file system changes.
+    case ENOENT, ENOTDIR, EISDIR, ELOOP, ENAMETOOLONG:
+        return .notFound
+    case EACCES, EPERM:
+        return .permissionDenied
+    case ETIMEDOUT:
+        return .timedOut
+    // The device, the file server or the network failed, or the process ran out of descriptors,
+    // memory or buffers: the same bytes may well read fine later.
+    case EIO, ENXIO, ENODEV, ESTALE, EREMOTEIO, ENOLINK, ECOMM, EMFILE, ENFILE, ENOMEM, ENOBUFS, EAGAIN, EINTR,
+        EBUSY, ECONNREFUSED, ECONNRESET, ECONNABORTED, EPIPE, ENOTCONN, ESHUTDOWN, ENETDOWN, ENETUNREACH,
+        ENETRESET, EHOSTDOWN, EHOSTUNREACH:
+        return .io
+    default:
+        return nil
+    }
+}
+
 /// The single mapping from an FFmpeg return code to a `DecodeError`.
 ///
 /// `interrupt` says why an interrupt callback fired, if it did: FFmpeg reports both a deadline and a
@@ -83,9 +156,6 @@ func decodeError(
         kind = .timedOut
     case AVCode.exit:
         kind = interrupt == .closed ? .interrupted : .ffmpeg
-    case cffmpeg_averror(ENOENT), cffmpeg_averror(EISDIR), cffmpeg_averror(EACCES), cffmpeg_averror(ENOTDIR),
-        cffmpeg_averror(ELOOP):
-        kind = .notFound
     case AVCode.invalidData, AVCode.eof:
         kind = .invalidData
     case cffmpeg_averror_decoder_not_found():
@@ -93,7 +163,8 @@ func decodeError(
     case cffmpeg_averror_stream_not_found():
         kind = .noStreams
     default:
-        kind = .ffmpeg
+        // AVERROR(e) is -e on POSIX systems; FFmpeg's own codes (FFERRTAG) are far below -4095.
+        kind = (code < 0 && code > -4096 ? errorKind(errno: -code) : nil) ?? .ffmpeg
     }
     return DecodeError(kind: kind, input: input, call: call, code: code, message: message)
 }

@@ -149,15 +149,24 @@ public final class MediaDecoder {
     private func step() throws(DecodeError) {
         let interrupt = interruptHandle
         if interrupt.isInterrupted { throw interruptedError(call: "av_read_frame") }
-        interrupt.arm(seconds: source.isLive ? options.ioTimeout : nil)
+        let timeout = options.callTimeout(for: source)
+        let abortsBefore = interrupt.deadlineAbortCount
+        interrupt.arm(seconds: timeout)
         let status = av_read_frame(format.pointer, packet.pointer)
         if status < 0 {
+            let reason = interrupt.reason
+            if reason == .closed || interrupt.isInterrupted { throw interruptedError(call: "av_read_frame") }
             if status == AVCode.eof {
+                // Demuxers that read through nested I/O (HLS) report an aborted read as the end of
+                // the input: if the deadline fired during this call, the input was cut, not done.
+                if interrupt.deadlineAbortCount != abortsBefore {
+                    deferredError = DecodeError(
+                        kind: .timedOut, input: source.location, call: "av_read_frame", code: AVCode.exit,
+                        message: "a read took longer than the \(timeout) s deadline and ended the input early")
+                }
                 finish()
                 return
             }
-            let reason = interrupt.reason
-            if reason == .closed || interrupt.isInterrupted { throw interruptedError(call: "av_read_frame") }
             let error = decodeError(status, call: "av_read_frame", input: source.location, interrupt: reason)
             // Damaged data in a file: skip it and keep reading, up to a limit. Anything else
             // (timeouts, lost connections, I/O errors) ends the input once decoded items are out.

@@ -1,10 +1,15 @@
 /// Where media comes from, classified once so each kind gets its own FFmpeg protocol whitelist.
-public struct MediaSource: Sendable, Hashable, CustomStringConvertible {
+///
+/// Printing a source (`description`, string interpolation, `dump`) shows `redactedDescription`,
+/// never the raw `location`, because URLs carry passwords and tokens.
+public struct MediaSource: Sendable, Hashable, CustomStringConvertible, CustomReflectable {
     public enum Kind: String, Sendable, Hashable, CaseIterable {
         case file, pipe, udp, rtp, tcp, rtsp, rtmp, http, srt
     }
 
-    /// The input exactly as the user named it (path, URL, or `-` for stdin).
+    /// The input exactly as the user named it (path, URL, or `-` for stdin), for opening and for
+    /// matching. It may hold credentials (`user:password@`, `?passphrase=`): print `description`
+    /// or `redactedDescription` instead.
     public let location: String
     public let kind: Kind
 
@@ -59,6 +64,9 @@ public struct MediaSource: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The path of a `.file` source, without a `file:` prefix.
+    var localPath: String { location.hasPrefix("file:") ? String(location.dropFirst(5)) : location }
+
     /// The URL handed to avformat_open_input.
     var ffmpegURL: String {
         switch kind {
@@ -68,5 +76,14 @@ public struct MediaSource: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var description: String { location }
+    /// `location` with its credentials masked by `redacted(_:)`: the form to log or show.
+    public var redactedDescription: String { Self.redacted(location) }
+
+    /// The redacted location (`redactedDescription`).
+    public var description: String { redactedDescription }
+
+    /// What `dump`, debuggers and reflection-based printers show: the redacted location and the kind.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["location": redactedDescription, "kind": kind], displayStyle: .struct)
+    }
 }

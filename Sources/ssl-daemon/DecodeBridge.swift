@@ -1,3 +1,4 @@
+import DaemonRuntime
 import StreamDecode
 import TemporalContrast
 

@@ -1,3 +1,4 @@
+import DaemonRuntime
 import ArgumentParser
 import Foundation
 import StreamDecode

@@ -105,7 +105,9 @@ struct ProbeReport: Encodable {
         options.video = VideoOptions(size: .exact(width: 8, height: 8), scaling: .fastBilinear)
         options.decoderThreads = threads
         options.ioTimeout = timeout
-        var report = ProbeReport(input: input, ok: false, corrupt_packets: 0, damaged_frames: 0)
+        // Printed URLs never carry credentials.
+        let shown = MediaSource.redacted(input)
+        var report = ProbeReport(input: shown, ok: false, corrupt_packets: 0, damaged_frames: 0)
         let decoder: MediaDecoder
         do {
             decoder = try MediaDecoder(input, options: options)
@@ -118,7 +120,7 @@ struct ProbeReport: Encodable {
             while try decoder.next() != nil {}
             let s = decoder.stats
             if s.videoFramesDecoded == 0 && s.audioSamplesDecoded == 0 {
-                report.error = "\(input): nothing could be decoded (\(s.corruptPackets) corrupt packets)"
+                report.error = "\(shown): nothing could be decoded (\(s.corruptPackets) corrupt packets)"
                 report.error_kind = "invalid_data"
             } else {
                 report.ok = true

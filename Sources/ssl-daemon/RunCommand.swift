@@ -1,3 +1,4 @@
+import DaemonRuntime
 import ArgumentParser
 import Foundation
 import Glibc
@@ -34,19 +35,21 @@ struct Run: ParsableCommand {
     @Option(help: "Directory for checkpoints and the ledger.")
     var stateDir: String?
 
-    @Option(help: "Seconds between checkpoints.")
+    // Numeric options parse their next argument unconditionally, so "-1" is a value to reject
+    // with a clear message rather than an unknown flag.
+    @Option(parsing: .unconditional, help: "Seconds between checkpoints.")
     var checkpointEvery: Double?
 
-    @Option(help: "Stop when the step count (earlier runs included) reaches N, after a final checkpoint; 0 checkpoints the initial weights.")
+    @Option(parsing: .unconditional, help: "Stop when the step count (earlier runs included) reaches N, after a final checkpoint; 0 checkpoints the initial weights.")
     var maxSteps: Int?
 
-    @Option(help: "Times each file is read before the ledger marks it done.")
+    @Option(parsing: .unconditional, help: "Times each file is read before the ledger marks it done.")
     var epochs: Int?
 
     @Flag(help: "Process the files present in the watched directories once, checkpoint, and exit.")
     var once = false
 
-    @Option(help: "Seed for weights, sampling and augmentation.")
+    @Option(parsing: .unconditional, help: "Seed for weights, sampling and augmentation.")
     var seed: Int?
 
     @Flag(help: "Lockstep mode (training.deterministic): files only, in path order, decoded on the trainer thread, so a resumed run reproduces an uninterrupted one exactly.")
@@ -55,11 +58,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Print the effective config (defaults filled in) as TOML and exit.")
     var printConfig = false
 
+    /// Flag-only checks; flags that set config keys are checked with the config's ranges.
     func validate() throws {
-        if let maxSteps, maxSteps < 0 { throw ValidationError("--max-steps must be >= 0") }
-        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
-        if let checkpointEvery, !(checkpointEvery > 0) { throw ValidationError("--checkpoint-every must be > 0") }
-        if let seed, seed < 0 { throw ValidationError("--seed must be >= 0") }
+        if let maxSteps, maxSteps < 0 { throw ValidationError("--max-steps must be >= 0, got \(maxSteps)") }
     }
 
     /// The config file, then the flags; no sources at all means the bundled samples, once.
@@ -83,6 +84,17 @@ struct Run: ParsableCommand {
             if epochs == nil && config == nil { c.epochs = 4 }
         }
         try c.validate()
+        if limits.once {
+            // A batch job over a directory that is not there would "succeed" having read nothing.
+            for dir in c.watch {
+                switch DirectoryWalker.rootState(dir) {
+                case .directory: continue
+                case .missing: throw ConfigError(description: "--watch \(dir): does not exist")
+                case .notDirectory: throw ConfigError(description: "--watch \(dir): is not a directory")
+                case .unreadable(let why): throw ConfigError(description: "--watch \(dir): cannot be read: \(why)")
+                }
+            }
+        }
         return (c, limits)
     }
 
@@ -136,10 +148,14 @@ struct Run: ParsableCommand {
         guard let summary = result.summary else { throw ExitCode(1) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        FileHandle.standardOutput.write(Data((String(decoding: try encoder.encode(summary), as: UTF8.self) + "\n").utf8))
+        let line = (try? encoder.encode(summary)).map { String(decoding: $0, as: UTF8.self) } ?? #"{"error":"summary could not be encoded"}"#
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        if let failure = summary.checkpoint_error {
+            logger.critical("final checkpoint not written: what was learned since the last durable checkpoint is lost", metadata: ["error": "\(failure)"])
+        }
         // Everything is durable by now (final checkpoint written, ledger fsynced). Exit explicitly
         // so no lingering source or BLAS thread can keep the process alive past its summary.
-        Glibc.exit(0)
+        Glibc.exit(summary.checkpoint_error == nil ? 0 : 1)
     }
 }
 

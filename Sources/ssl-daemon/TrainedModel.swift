@@ -1,3 +1,4 @@
+import DaemonRuntime
 import Foundation
 import TemporalContrast
 
@@ -17,15 +18,31 @@ struct TrainedModel {
     /// Nil when the checkpoint was trained without audio (`objective.audio_weight = 0`).
     let audio: ExportedEncoder?
 
-    /// `path` is a checkpoint file, a state directory, or a checkpoints directory.
+    /// `path` is a checkpoint file, a state directory, or a checkpoints directory. In a directory
+    /// the newest checkpoint whose encoders load is used; each one skipped is named with its reason.
     init(from path: String) throws {
+        let candidates = CheckpointStore.candidates(URL(fileURLWithPath: path))
+        guard !candidates.isEmpty else { throw ExportFailure(description: "no checkpoint at \(path)") }
         var reasons: [String] = []
-        guard let url = CheckpointStore.resolve(URL(fileURLWithPath: path), report: { reasons.append($0) }) else {
-            throw ExportFailure(description: "no valid checkpoint at \(path)\(reasons.isEmpty ? "" : ": " + reasons.joined(separator: "; "))")
+        for url in candidates {
+            do {
+                try self.init(checkpoint: url)
+                if !reasons.isEmpty {
+                    FileHandle.standardError.write(Data("ssl-daemon: skipped newer checkpoints: \(reasons.joined(separator: "; "))\n".utf8))
+                }
+                return
+            } catch {
+                if candidates.count == 1 { throw error }
+                reasons.append("\(error)")
+            }
         }
+        throw ExportFailure(description: "no usable checkpoint at \(path): \(reasons.joined(separator: "; "))")
+    }
+
+    private init(checkpoint url: URL) throws {
         let file: SafeTensors
         do { file = try CheckpointStore.load(url) } catch {
-            throw ExportFailure(description: "checkpoint \(url.path): \(error)")
+            throw ExportFailure(description: "\(error)")
         }
         guard let toml = file.metadata["config"] else {
             throw ExportFailure(description: "checkpoint \(url.path): no config in its metadata (not written by ssl-daemon run)")

@@ -1,7 +1,9 @@
+import DaemonRuntime
 import Dispatch
 import Foundation
 import Logging
 import StreamDecode
+import Synchronization
 import TemporalContrast
 
 /// How a run should end, on top of the config.
@@ -15,7 +17,7 @@ struct RunLimits: Sendable {
 /// The JSON line printed at exit.
 struct RunSummary: Encodable {
     struct Pairs: Encodable { var temporal = 0, tracked = 0, audio_video = 0 }
-    struct Files: Encodable { var ok = 0, bad = 0 }
+    struct Files: Encodable { var ok = 0, bad = 0, failed = 0 }
     var steps: Int
     var pairs: Pairs
     var files: Files
@@ -26,6 +28,12 @@ struct RunSummary: Encodable {
     var skipped_updates: Int
     /// Examples trained on in this run (a step may take fewer than the batch when a kind is short).
     var pairs_trained: Int
+    /// Checkpoint writes that failed (each was retried); the last one's error when the final
+    /// checkpoint failed, in which case the run exits 1.
+    var checkpoint_failures: Int
+    var checkpoint_error: String?
+    /// Set when training stopped because the parameters stopped being finite.
+    var diverged: Bool
 }
 
 /// Where a file's reading stopped: which epoch, and how many decoded items (frames, audio chunks,
@@ -50,6 +58,8 @@ final class TrainingPipeline: @unchecked Sendable {
     let logger: Logger
     let notifier: SystemdNotifier?
     let stateDirectory: URL
+    /// Held for the life of the pipeline: no second daemon may use this state directory.
+    private let stateLock: StateDirectory
     let store: CheckpointStore
     let ledger: Ledger
     let learner: Learner
@@ -71,10 +81,22 @@ final class TrainingPipeline: @unchecked Sendable {
     private var progress: [String: FileProgress] = [:]
     private var resumeProgress: [String: FileProgress] = [:]
 
-    private var losses: [Float] = []
+    /// The first and the latest 20 losses, for the summary.
+    private var lossesFirst: [Float] = []
+    private var lossesLast: [Float] = []
     private var lastCheckpoint: URL?
     private let checkpointQueue = DispatchQueue(label: "ssl-daemon.checkpoint")
-    private var lastCheckpointTime = Date()
+    private var nextCheckpointDue: Date
+    private var checkpointsStarted = 0
+    private var checkpointInFlight = false
+    private var checkpointFailures = 0
+    private var lastCheckpointError: String?
+    private var diverged = false
+    /// Files that failed for a transient reason (permission, I/O): when to try again and the delay
+    /// after that; content failures go to the ledger as bad instead.
+    private var retries: [String: (at: Date, delay: Double)] = [:]
+    /// Watched directories that were not there (or not directories) at the last scan.
+    private var missingRoots: Set<String> = []
     private var rng: RandomSource
     private var pairsTrained = 0
     private var lastStatusTime = Date()
@@ -86,9 +108,12 @@ final class TrainingPipeline: @unchecked Sendable {
         self.limits = limits
         self.logger = logger
         self.notifier = notifier
-        stateDirectory = URL(fileURLWithPath: config.stateDir, isDirectory: true)
-        store = CheckpointStore(directory: stateDirectory.appendingPathComponent("checkpoints"), keep: config.keep)
+        stateLock = try StateDirectory(path: config.stateDir)
+        stateDirectory = stateLock.url
+        // Light checkpoints (no replay buffer) must not prune the newest full one away.
+        store = CheckpointStore(directory: stateDirectory.appendingPathComponent("checkpoints"), keep: config.keep) { $0["replay.entries"] != nil }
         ledger = try Ledger(stateDirectory: stateDirectory)
+        nextCheckpointDue = Date().addingTimeInterval(config.checkpointEvery)
         var lc = LearnerConfig()
         lc.video = BackboneArchitecture(rawValue: config.videoArchitecture)!
         lc.hidden = config.projectionHidden
@@ -115,71 +140,197 @@ final class TrainingPipeline: @unchecked Sendable {
 
     // MARK: - Resume and checkpoints
 
+    /// Resumes from the newest checkpoint that validates and fits this model, trying older ones
+    /// when it does not; each skipped one is logged with its reason. Damaged ones (not readable as
+    /// a checkpoint, non-finite values) that are newer than the one resumed from are renamed
+    /// `*.rejected`, so they are neither tried again nor pruned in place of good ones. Refuses to
+    /// start when checkpoints exist that are intact but none fits (a changed model config):
+    /// starting fresh would prune them.
     private func resume() throws {
-        guard let (url, file) = store.newestValid(report: { self.logger.warning("skipping damaged checkpoint", metadata: ["reason": "\($0)"]) }) else {
-            logger.info("starting fresh", metadata: ["state_dir": "\(stateDirectory.path)"])
+        var skippedDamaged: [URL] = []
+        var misfits: [String] = []
+        for candidate in store.checkpoints().reversed() {
+            let file: SafeTensors
+            do { file = try CheckpointStore.load(candidate.url) } catch {
+                logger.warning("skipping damaged checkpoint", metadata: ["checkpoint": "\(candidate.url.path)", "reason": "\(error)"])
+                skippedDamaged.append(candidate.url)
+                continue
+            }
+            do { try learner.restore(file) } catch {
+                logger.warning("skipping checkpoint that does not fit", metadata: ["checkpoint": "\(candidate.url.path)", "reason": "\(error.description)"])
+                misfits.append("\(candidate.url.lastPathComponent): \(error.description)")
+                continue
+            }
+            restoreRest(of: file, from: candidate.url)
+            reject(skippedDamaged)
+            lastCheckpoint = candidate.url
+            ledger.trust(upToStep: learner.step)
+            logger.info("resumed", metadata: ["checkpoint": "\(candidate.url.path)", "step": "\(learner.step)"])
             return
         }
-        do { try learner.restore(file) } catch {
-            throw ConfigError(description: "checkpoint \(url.path): \(error.description)")
+        if !misfits.isEmpty {
+            throw ConfigError(description: """
+                no checkpoint in \(store.directory.path) fits this config (\(misfits.joined(separator: "; "))). \
+                Run with the config they were trained with (`ssl-daemon inspect \(stateDirectory.path)` prints it), \
+                or move the checkpoints away to start fresh
+                """)
         }
-        if let raw = file.metadata["rng"], let words = Optional(raw.split(separator: ",").compactMap { UInt64($0, radix: 16) }),
-            let restored = RandomSource(state: words)
-        {
-            rng = restored
+        reject(skippedDamaged)
+        ledger.trust(upToStep: nil)
+        logger.info("starting fresh", metadata: ["state_dir": "\(stateDirectory.path)"])
+    }
+
+    /// RNG, file progress, finished epochs and the replay buffer of a checkpoint the learner has
+    /// just restored from. Each is optional: what is missing or damaged is logged and rebuilt.
+    private func restoreRest(of file: SafeTensors, from url: URL) {
+        if let raw = file.metadata["rng"] {
+            if let restored = RandomSource(state: raw.split(separator: ",").compactMap { UInt64($0, radix: 16) }) {
+                rng = restored
+            } else {
+                logger.warning("checkpoint RNG state is not valid: sampling continues from a fresh seed", metadata: ["checkpoint": "\(url.path)"])
+            }
         }
         if let json = file.metadata["progress"] {
-            if let decoded = try? JSONDecoder().decode([String: FileProgress].self, from: Data(json.utf8)) {
+            if let decoded = try? JSONDecoder().decode([String: FileProgress].self, from: Data(json.utf8)),
+                decoded.values.allSatisfy({ $0.epoch >= 0 && $0.items >= 0 })
+            {
                 // Until a file is read again its position is carried into new checkpoints as is;
                 // files that are gone are dropped.
                 resumeProgress = decoded.filter { FileManager.default.fileExists(atPath: $0.key) }
                 progress = resumeProgress
             } else {
-                logger.warning("checkpoint progress is in an older format: files being read restart from their beginning", metadata: ["checkpoint": "\(url.path)"])
+                logger.warning("checkpoint file progress is not valid: files being read restart from their beginning", metadata: ["checkpoint": "\(url.path)"])
             }
         }
-        do {
-            if let restored = try ReplayBuffer(restoring: file, byteLimit: config.pairing.bufferBytes) { buffer = restored }
-        } catch {
-            logger.warning("replay buffer not restored: it refills from the sources", metadata: ["checkpoint": "\(url.path)", "error": "\(error)"])
+        // Epochs the checkpoint covers whose ledger lines may not have been appended (a crash
+        // right after the checkpoint became durable).
+        if let json = file.metadata["ledger.covered"] {
+            if let entries = try? JSONDecoder().decode([Ledger.Entry].self, from: Data(json.utf8)) {
+                let missing = entries.filter { e in ledger.entry(e.path).map { $0.epochs < e.epochs || $0.size != e.size || $0.mtime != e.mtime } ?? true }
+                do { try ledger.commit(missing, step: learner.step) } catch {
+                    logger.error("ledger: cannot record the epochs the checkpoint covers", metadata: ["error": "\(error)"])
+                }
+            } else {
+                logger.warning("checkpoint ledger entries are not valid: some files may be read again", metadata: ["checkpoint": "\(url.path)"])
+            }
         }
-        lastCheckpoint = url
-        logger.info("resumed", metadata: ["checkpoint": "\(url.path)", "step": "\(learner.step)"])
+        // A light checkpoint carries no replay buffer: take it from the newest full one before it.
+        var replaySource: (URL, SafeTensors)? = file.metadata["replay.entries"] != nil ? (url, file) : nil
+        if replaySource == nil {
+            for candidate in store.checkpoints().reversed() where candidate.url.lastPathComponent < url.lastPathComponent {
+                guard (try? SafeTensors.metadata(of: candidate.url))?["replay.entries"] != nil,
+                    let older = try? CheckpointStore.load(candidate.url)
+                else { continue }
+                replaySource = (candidate.url, older)
+                break
+            }
+        }
+        guard let (replayURL, replayFile) = replaySource else { return }
+        do {
+            if let restored = try ReplayBuffer(restoring: replayFile, byteLimit: config.pairing.bufferBytes) {
+                buffer = restored
+                if replayURL != url {
+                    logger.info("replay buffer restored from an earlier checkpoint", metadata: ["checkpoint": "\(replayURL.path)", "entries": "\(restored.count)"])
+                }
+            }
+        } catch {
+            logger.warning("replay buffer not restored: it refills from the sources", metadata: ["checkpoint": "\(replayURL.path)", "error": "\(error)"])
+        }
+    }
+
+    /// Moves damaged checkpoints out of the store's way, keeping their bytes for inspection.
+    private func reject(_ urls: [URL]) {
+        for url in urls {
+            let target = url.path + ".rejected"
+            if rename(url.path, target) == 0 {
+                logger.warning("damaged checkpoint set aside", metadata: ["checkpoint": "\(target)"])
+            } else {
+                logger.error("cannot set a damaged checkpoint aside", metadata: ["checkpoint": "\(url.path)", "error": "\(String(cString: strerror(errno)))"])
+            }
+        }
     }
 
     /// A consistent snapshot (taken on the trainer thread, between steps) written on the
-    /// checkpoint queue; `wait` blocks until it is durable.
-    private func checkpoint(wait: Bool) {
+    /// checkpoint queue, streamed to disk; `wait` blocks until it is durable and returns whether it
+    /// is. Every `checkpoint.replay_every`-th checkpoint, the final one and every one in
+    /// deterministic mode carry the replay buffer; the others ("light") hold the model, optimizer,
+    /// queue, RNG and progress only, which keeps the bytes written per hour small. Finished epochs
+    /// go to the ledger only after the checkpoint that covers them is durable.
+    @discardableResult
+    private func checkpoint(wait: Bool, final: Bool = false) -> Bool {
+        guard learner.parametersAreFinite else {
+            // Never write garbage over (and prune) the last good checkpoints.
+            logger.critical("parameters are not finite: training diverged; not checkpointing, stopping", metadata: ["step": "\(learner.step)"])
+            state.withLock { diverged = true }
+            requestStop()
+            return false
+        }
         var file = learner.state()
         file.metadata["rng"] = rng.state.map { String($0, radix: 16) }.joined(separator: ",")
         file.metadata["config"] = config.toml()
         file.metadata["wall_clock"] = ISO8601DateFormatter().string(from: Date())
-        // Progress and buffer under one lock: the buffer holds exactly the examples of the items
-        // that progress counts as consumed.
+        let full = final || config.deterministic || (config.replayEvery > 0 && checkpointsStarted % config.replayEvery == 0)
+        checkpointsStarted += 1
+        // Progress, buffer and finished epochs under one lock: the buffer holds exactly the
+        // examples of the items that progress counts as consumed.
         state.lock()
         let snapshot = progress
-        let bufferSnapshot = buffer
+        let bufferSnapshot: ReplayBuffer? = full ? buffer : nil
+        let covered = ledger.staged
+        checkpointInFlight = true
         state.unlock()
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         file.metadata["progress"] = String(decoding: (try? encoder.encode(snapshot)) ?? Data("{}".utf8), as: UTF8.self)
+        if !covered.isEmpty { file.metadata["ledger.covered"] = String(decoding: (try? encoder.encode(covered)) ?? Data("[]".utf8), as: UTF8.self) }
         let step = learner.step
         let partial = file
+        let succeeded = Mutex(false)
         let work: @Sendable () -> Void = {
-            var snapshotFile = partial
-            bufferSnapshot.save(into: &snapshotFile)
+            var metadata = partial.metadata
+            var tensors = partial.streams
+            if let bufferSnapshot {
+                let replay = bufferSnapshot.tensorStreams()
+                tensors += replay.tensors
+                metadata.merge(replay.metadata) { $1 }
+            }
+            let started = Date()
             do {
-                let url = try self.store.write(snapshotFile, step: step)
-                self.state.lock()
-                self.lastCheckpoint = url
-                self.state.unlock()
-                self.logger.info("checkpoint written", metadata: ["path": "\(url.path)", "step": "\(step)"])
+                let url = try self.store.write(metadata: metadata, tensors: tensors, step: step)
+                self.state.withLock {
+                    self.lastCheckpoint = url
+                    self.checkpointInFlight = false
+                    self.nextCheckpointDue = started.addingTimeInterval(self.config.checkpointEvery)
+                }
+                succeeded.withLock { $0 = true }
+                self.logger.info("checkpoint written", metadata: [
+                    "path": "\(url.path)", "step": "\(step)", "replay_buffer": "\(bufferSnapshot != nil)",
+                    "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",
+                ])
+                do {
+                    try self.ledger.commit(covered, step: step)
+                    let oldest = self.store.checkpoints().first?.step ?? step
+                    if try self.ledger.compact(oldestRetainedStep: oldest) {
+                        self.logger.info("ledger compacted", metadata: ["lines": "\(self.ledger.lineCount)"])
+                    }
+                } catch {
+                    // The checkpoint records these epochs too; a restart re-applies them.
+                    self.logger.error("ledger not updated", metadata: ["error": "\(error)"])
+                }
             } catch {
-                self.logger.error("checkpoint failed", metadata: ["error": "\(error)"])
+                // Retried soon (not after a whole interval); the previous checkpoints are intact.
+                let retry = min(30, self.config.checkpointEvery)
+                self.state.withLock {
+                    self.checkpointFailures += 1
+                    self.lastCheckpointError = "\(error)"
+                    self.checkpointInFlight = false
+                    self.nextCheckpointDue = Date().addingTimeInterval(retry)
+                }
+                self.logger.error("checkpoint failed", metadata: ["error": "\(error)", "step": "\(step)", "retry_in_seconds": "\(retry)"])
             }
         }
-        lastCheckpointTime = Date()
         if wait { checkpointQueue.sync(execute: work) } else { checkpointQueue.async(execute: work) }
+        return succeeded.withLock { $0 }
     }
 
     // MARK: - Control
@@ -200,12 +351,11 @@ final class TrainingPipeline: @unchecked Sendable {
     func run() -> RunSummary {
         ComputeThreads.configure(config.computeThreads)
         logger.info("starting", metadata: [
-            "watch": "\(config.watch)", "streams": "\(config.streams)", "step": "\(learner.step)",
+            "watch": "\(config.watch)", "streams": "\(config.streams.map(MediaSource.redacted))", "step": "\(learner.step)",
             "compute_threads": "\(config.computeThreads)", "blas_core": "\(ComputeThreads.blasCore)",
         ])
         if let maxSteps = limits.maxSteps, learner.step >= maxSteps {
-            checkpoint(wait: true)
-            return summary()
+            return summary(finalCheckpoint: checkpoint(wait: true, final: true))
         }
         if config.deterministic {
             notifier?.ready()
@@ -219,8 +369,8 @@ final class TrainingPipeline: @unchecked Sendable {
         }
         notifier?.stopping()
         requestStop()
-        checkpoint(wait: true)
-        return summary()
+        if state.withLock({ diverged }) { return summary(finalCheckpoint: false) }
+        return summary(finalCheckpoint: checkpoint(wait: true, final: true))
     }
 
     private func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
@@ -229,15 +379,22 @@ final class TrainingPipeline: @unchecked Sendable {
         thread.start()
     }
 
-    private func summary() -> RunSummary {
+    /// The run's summary; `finalCheckpoint` says whether the final checkpoint is durable.
+    private func summary(finalCheckpoint: Bool) -> RunSummary {
         state.lock()
         defer { state.unlock() }
-        func mean(_ xs: ArraySlice<Float>) -> Double? { xs.isEmpty ? nil : Double(xs.reduce(0, +)) / Double(xs.count) }
+        // Skipped (non-finite) steps do not enter the means: JSON has no NaN.
+        func mean(_ xs: [Float]) -> Double? {
+            let finite = xs.filter(\.isFinite)
+            return finite.isEmpty ? nil : Double(finite.reduce(0, +)) / Double(finite.count)
+        }
         return RunSummary(
             steps: learner.step, pairs: summaryPairs, files: summaryFiles,
-            loss_first: mean(losses.prefix(20)), loss_last: mean(losses.suffix(20)),
+            loss_first: mean(lossesFirst), loss_last: mean(lossesLast),
             checkpoint: lastCheckpoint?.path, dropped_frames: droppedFrames, skipped_updates: learner.skippedUpdates,
-            pairs_trained: pairsTrained)
+            pairs_trained: pairsTrained, checkpoint_failures: checkpointFailures,
+            checkpoint_error: finalCheckpoint ? nil : diverged ? "training diverged: no checkpoint written" : (lastCheckpointError ?? "final checkpoint not written"),
+            diverged: diverged)
     }
 
     // MARK: - Trainer
@@ -267,6 +424,18 @@ final class TrainingPipeline: @unchecked Sendable {
             }
             let examples = drawBatch()
             state.broadcast()  // files waiting on backpressure may go on
+            guard examples.count >= 2 else {
+                // What is there is of kinds the mix gives no share: wait for other data.
+                if limits.once && sourcesDone {
+                    state.unlock()
+                    return
+                }
+                _ = state.wait(until: Date().addingTimeInterval(1))
+                state.unlock()
+                maybeCheckpoint()
+                idlePing()
+                continue
+            }
             state.unlock()
             train(on: examples)
         }
@@ -286,7 +455,9 @@ final class TrainingPipeline: @unchecked Sendable {
     private func train(on examples: [TrainingExample]) {
         let batch = makeBatch(examples)
         let report = learner.train(batch)
-        losses.append(report.loss)
+        if lossesFirst.count < 20 { lossesFirst.append(report.loss) }
+        lossesLast.append(report.loss)
+        if lossesLast.count > 20 { lossesLast.removeFirst() }
         pairsTrained += examples.count
         if report.skipped {
             logger.warning("update skipped: not finite", metadata: [
@@ -329,7 +500,7 @@ final class TrainingPipeline: @unchecked Sendable {
                 continue
             }
             let examples = state.withLock { buffer.available(maxUses: config.maxReuse) >= 2 ? drawBatch() : nil }
-            if let examples {
+            if let examples, examples.count >= 2 {
                 train(on: examples)
                 continue
             }
@@ -358,7 +529,7 @@ final class TrainingPipeline: @unchecked Sendable {
     private func trainWhileBackpressured() {
         while !isStopping && !reachedMaxSteps {
             let examples = state.withLock { buffer.unseen >= backpressureUnseen ? drawBatch() : nil }
-            guard let examples else { return }
+            guard let examples, examples.count >= 2 else { return }
             train(on: examples)
         }
     }
@@ -373,7 +544,8 @@ final class TrainingPipeline: @unchecked Sendable {
     }
 
     private func maybeCheckpoint() {
-        if Date().timeIntervalSince(lastCheckpointTime) >= config.checkpointEvery { checkpoint(wait: false) }
+        let due = state.withLock { !checkpointInFlight && Date() >= nextCheckpointDue }
+        if due { checkpoint(wait: false) }
     }
 
     /// sd_notify STATUS each few seconds; WATCHDOG only while steps are advancing.
@@ -437,6 +609,7 @@ final class TrainingPipeline: @unchecked Sendable {
         o.audio = AudioOptions(sampleRate: config.sampleRate, chunkSamples: config.sampleRate / 10)
         o.decoderThreads = config.decoderThreads
         o.ioTimeout = config.liveTimeout
+        o.fileTimeout = config.fileTimeout
         return o
     }
 
@@ -495,39 +668,49 @@ final class TrainingPipeline: @unchecked Sendable {
     /// Whether a file seen in a watched directory is still settling (not yet taken, not done);
     /// the caller holds the lock.
     private func hasUnsettled(_ seen: [String: (size: Int64, mtime: Double, since: Date)]) -> Bool {
-        seen.contains { path, info in !queuedPaths.contains(path) && !ledger.isSettled(path, size: info.size, mtime: info.mtime, epochs: config.epochs) }
+        seen.contains { path, info in
+            !queuedPaths.contains(path) && retries[path] == nil && !ledger.isSettled(path, size: info.size, mtime: info.mtime, epochs: config.epochs)
+        }
     }
 
     private func scan(directory: String, seen: inout [String: (size: Int64, mtime: Double, since: Date)], events: DirectoryEvents) {
-        let fm = FileManager.default
-        guard let walker = fm.enumerator(atPath: directory) else {
-            logger.warning("cannot read watched directory", metadata: ["path": "\(directory)"])
+        switch DirectoryWalker.rootState(directory) {
+        case .directory:
+            if state.withLock({ missingRoots.remove(directory) }) != nil {
+                logger.notice("watched directory is there now", metadata: ["path": "\(directory)"])
+            }
+        case let problem:
+            // Warned once; rescanned every poll, so the directory is taken as soon as it appears.
+            if state.withLock({ missingRoots.insert(directory).inserted }) {
+                let reason = switch problem {
+                case .missing: "does not exist"
+                case .notDirectory: "is not a directory"
+                case .unreadable(let why): "cannot be read: \(why)"
+                case .directory: ""
+                }
+                logger.warning("watched directory unavailable: waiting for it", metadata: ["path": "\(directory)", "reason": "\(reason)"])
+            }
             return
         }
-        while let relative = walker.nextObject() as? String {
-            if relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
-            let path = (directory as NSString).appendingPathComponent(relative)
-            guard let attributes = try? fm.attributesOfItem(atPath: path) else { continue }
-            let type = attributes[.type] as? FileAttributeType
-            if type == .typeDirectory {
-                events.watch(path)
-                continue
-            }
-            if type == .typeSymbolicLink {
-                // Dangling links and loops cannot be opened: record them once and move on.
-                if (try? fm.destinationOfSymbolicLink(atPath: path)) != nil, fm.fileExists(atPath: path) == false,
-                    ledger.entry(path) == nil
-                {
-                    markBad(path, size: 0, mtime: 0, reason: "broken symbolic link or link loop")
+        let (files, problems) = DirectoryWalker.walk(directory) { events.watch($0) }
+        for problem in problems {
+            switch problem {
+            case .brokenLink(let path):
+                // Dangling links and loops cannot be opened: recorded once.
+                if ledger.entry(path) == nil { markBad(path, size: 0, mtime: 0, reason: "broken symbolic link or link loop") }
+            case .unreadable(let path, let reason):
+                if state.withLock({ missingRoots.insert(path).inserted }) {
+                    logger.warning("directory below a watched one cannot be read", metadata: ["path": "\(path)", "reason": "\(reason)"])
                 }
-                if !fm.fileExists(atPath: path) { continue }
             }
-            let resolved = (try? fm.attributesOfItem(atPath: (path as NSString).resolvingSymlinksInPath)) ?? attributes
-            guard (resolved[.type] as? FileAttributeType) == .typeRegular else { continue }
-            let size = (resolved[.size] as? NSNumber)?.int64Value ?? 0
-            let mtime = (resolved[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        }
+        let now = Date()
+        for file in files {
+            let path = file.path, size = file.size, mtime = file.mtime
             if ledger.isSettled(path, size: size, mtime: mtime, epochs: config.epochs) { continue }
-            let now = Date()
+            if let retry = state.withLock({ retries[path] }), retry.at > now, seen[path].map({ $0.size == size && $0.mtime == mtime }) ?? true {
+                continue  // a transient failure: retried when its delay is up, or once the file changes
+            }
             if let previous = seen[path], previous.size == size, previous.mtime == mtime {
                 // Taken only once it has stopped growing for settle_seconds (or is already old).
                 let stable = now.timeIntervalSince(previous.since) >= config.settleSeconds
@@ -551,8 +734,26 @@ final class TrainingPipeline: @unchecked Sendable {
 
     private func markBad(_ path: String, size: Int64, mtime: Double, reason: String) {
         logger.warning("bad file skipped", metadata: ["path": "\(path)", "reason": "\(reason)"])
-        try? ledger.record(Ledger.Entry(path: path, size: size, mtime: mtime, status: "bad", epochs: 0, reason: reason))
+        do { try ledger.record(Ledger.Entry(path: path, size: size, mtime: mtime, status: "bad", epochs: 0, reason: reason)) } catch {
+            logger.error("ledger not updated", metadata: ["error": "\(error)"])
+        }
         state.withLock { summaryFiles.bad += 1 }
+    }
+
+    /// A file that failed for a reason that may pass (permission, I/O): not marked bad; tried again
+    /// after a doubling delay (sooner if it changes). `--once` does not wait for it.
+    private func scheduleRetry(_ path: String, error: DecodeError) {
+        let delay = state.withLock { () -> Double in
+            let delay = retries[path].map { min(config.retryMax, $0.delay * 2) } ?? config.retryInitial
+            retries[path] = (limits.once ? .distantFuture : Date().addingTimeInterval(delay), delay)
+            queuedPaths.remove(path)
+            summaryFiles.failed += 1
+            return delay
+        }
+        logger.warning("file failed; will retry", metadata: [
+            "path": "\(path)", "kind": "\(error.kind.rawValue)", "error": "\(error)",
+            "retry_in_seconds": "\(limits.once ? "never (--once)" : String(format: "%.0f", delay))",
+        ])
     }
 
     private func fileLoop() {
@@ -578,10 +779,9 @@ final class TrainingPipeline: @unchecked Sendable {
         let path = url.path
         let resumeAt = state.withLock { resumeProgress.removeValue(forKey: path) }
         let source = Self.sourceID(path)
-        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-        let size = (attributes?[.size] as? NSNumber)?.int64Value ?? 0
-        let mtime = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        let done = ledger.entry(path).flatMap { $0.size == size && $0.mtime == mtime && $0.status == "ok" ? $0.epochs : nil } ?? 0
+        let info = DirectoryWalker.fileInfo(path)
+        let size = info?.size ?? 0, mtime = info?.mtime ?? 0
+        let done = ledger.epochsDone(path, size: size, mtime: mtime)
         let epoch = max(done, resumeAt?.epoch ?? 0)
         guard epoch < config.epochs else {
             finish(path)
@@ -624,13 +824,19 @@ final class TrainingPipeline: @unchecked Sendable {
             }
         } catch {
             if !decodedAnything {
-                markBad(path, size: size, mtime: mtime, reason: error.description)
+                if error.isTransient {
+                    scheduleRetry(path, error: error)
+                } else {
+                    markBad(path, size: size, mtime: mtime, reason: error.description)
+                }
                 state.withLock { _ = progress.removeValue(forKey: path) }
                 return
             }
             logger.warning("file ended with an error; what decoded was used", metadata: ["path": "\(path)", "error": "\(error)"])
         }
-        try? ledger.record(Ledger.Entry(path: path, size: size, mtime: mtime, status: "ok", epochs: epoch + 1, reason: nil))
+        state.withLock { _ = retries.removeValue(forKey: path) }
+        // Written to the ledger file once a checkpoint covers this epoch.
+        ledger.stage(Ledger.Entry(path: path, size: size, mtime: mtime, status: "ok", epochs: epoch + 1))
         if epoch + 1 < config.epochs {
             // The ledger now holds the epoch count; progress is only for a file read part way.
             state.withLock {
@@ -724,7 +930,7 @@ final class TrainingPipeline: @unchecked Sendable {
             var gotFrames = false
             do {
                 let decoder = try MediaDecoder(location, options: decodeOptions(live: true), interrupt: interrupt)
-                logger.info("live source connected", metadata: ["url": "\(location)", "connection": "\(connection)"])
+                logger.info("live source connected", metadata: ["url": "\(MediaSource.redacted(location))", "connection": "\(connection)"])
                 state.withLock { liveConnected += 1 }
                 defer { state.withLock { liveConnected -= 1 } }
                 // A stall (no frame for stall_seconds) forces a reconnect.
@@ -754,17 +960,17 @@ final class TrainingPipeline: @unchecked Sendable {
                     let dropped = queue.push(shifted)
                     if dropped > 0 { state.withLock { droppedFrames += dropped } }
                 }
-                logger.warning("live source ended", metadata: ["url": "\(location)"])
+                logger.warning("live source ended", metadata: ["url": "\(MediaSource.redacted(location))"])
             } catch {
                 if isStopping { break }
-                logger.warning("live source failed", metadata: ["url": "\(location)", "error": "\(error)"])
+                logger.warning("live source failed", metadata: ["url": "\(MediaSource.redacted(location))", "error": "\(error)"])
             }
             state.withLock { liveInterrupts.removeAll { $0 === interrupt } }
             connection += 1
             if gotFrames && Date().timeIntervalSince(connectedAt) >= config.backoffResetAfter { delay = config.backoffInitial }
             // Exponential backoff with ±25 % jitter, interruptible by a stop.
             let jittered = delay * Double(0.75 + 0.5 * Float(UInt32.random(in: 0...1000)) / 1000)
-            logger.info("reconnecting", metadata: ["url": "\(location)", "in_seconds": "\(String(format: "%.1f", jittered))"])
+            logger.info("reconnecting", metadata: ["url": "\(MediaSource.redacted(location))", "in_seconds": "\(String(format: "%.1f", jittered))"])
             state.lock()
             if !stopping { _ = state.wait(until: Date().addingTimeInterval(jittered)) }
             state.unlock()

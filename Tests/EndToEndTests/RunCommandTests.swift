@@ -119,7 +119,7 @@ struct RunCommandTests {
         let result = try run(try daemonBinary(), ws.arguments(["--once", "--epochs", "2"]))
         #expect(result.status == 0, "\(result.stderr.suffix(1500))")
         let s = try Self.summary(result.stdout)
-        #expect((s["files"] as? [String: Int]) == ["ok": 1, "bad": 2])
+        #expect((s["files"] as? [String: Int]) == ["ok": 1, "bad": 2, "failed": 0])
         #expect((s["steps"] as? Int ?? 0) > 0)
         let bad = ws.ledger.split(separator: "\n").filter { $0.contains("\"status\":\"bad\"") }
         #expect(bad.count == 2 && bad.allSatisfy { $0.contains("\"reason\"") })

@@ -13,9 +13,12 @@ struct Decoded {
     var audioSamples: Int { chunks.reduce(0) { $0 + $1.samples.count } }
 }
 
-/// Decodes `location` to the end, keeping what came out before any error.
-func decodeAll(_ location: String, options: DecodeOptions = DecodeOptions()) throws(DecodeError) -> Decoded {
-    let decoder = try MediaDecoder(location, options: options)
+/// Decodes `location` to the end, keeping what came out before any error. `interrupt` lets another
+/// thread stop it.
+func decodeAll(
+    _ location: String, options: DecodeOptions = DecodeOptions(), interrupt: DecodeInterrupt = DecodeInterrupt()
+) throws(DecodeError) -> Decoded {
+    let decoder = try MediaDecoder(location, options: options, interrupt: interrupt)
     var result = Decoded()
     result.info = decoder.info
     do {

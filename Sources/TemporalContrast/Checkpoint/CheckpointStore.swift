@@ -29,11 +29,16 @@ public struct CheckpointStore: Sendable {
     /// How many checkpoints `write` leaves behind (at least 1).
     public let keep: Int
 
+    /// Checkpoints that pruning also spares: the newest one whose metadata satisfies this is kept
+    /// even when `keep` newer ones exist (e.g. the newest that carries the replay buffer).
+    public let retains: (@Sendable ([String: String]) -> Bool)?
+
     /// `directory` need not exist yet; `write` creates it.
-    public init(directory: URL, keep: Int) {
+    public init(directory: URL, keep: Int, retains: (@Sendable ([String: String]) -> Bool)? = nil) {
         precondition(keep >= 1, "CheckpointStore: keep must be at least 1, got \(keep)")
         self.directory = directory
         self.keep = keep
+        self.retains = retains
     }
 
     /// The URL a checkpoint for `step` has in this store.
@@ -56,9 +61,16 @@ public struct CheckpointStore: Sendable {
     /// fsync fails, the new checkpoint is in place but may not survive a power loss.
     @discardableResult
     public func write(_ file: SafeTensors, step: Int) throws(CheckpointError) -> URL {
+        try write(metadata: file.metadata, tensors: file.streams, step: step)
+    }
+
+    /// `write(_:step:)` for tensors whose bytes are produced while the file is written: the file
+    /// goes to disk in chunks and is never whole in memory.
+    @discardableResult
+    public func write(metadata: [String: String], tensors: [TensorStream], step: Int) throws(CheckpointError) -> URL {
         precondition(step >= 0, "CheckpointStore: step must be non-negative, got \(step)")
         let final = url(forStep: step)
-        if let reason = Self.problem(with: file.metadata, nameStep: step) {
+        if let reason = Self.problem(with: metadata, nameStep: step) {
             throw .invalid(path: final.path, reason: "refusing to write: \(reason)")
         }
         try Self.makeDirectories(directory.path)
@@ -69,7 +81,7 @@ public struct CheckpointStore: Sendable {
         let temp = directory.appendingPathComponent(
             ".ckpt-\(step)-\(pid)-\(String(UInt64.random(in: .min ... .max), radix: 16)).tmp")
         do throws(CheckpointError) {
-            try Self.writeSynced(file.serialized(), to: temp.path)
+            try Self.writeSynced(header: SafeTensors.header(for: tensors, metadata: metadata), tensors: tensors, to: temp.path)
             try Self.check(rename(temp.path, final.path), final.path, "rename \(temp.lastPathComponent) to")
         } catch {
             unlink(temp.path)
@@ -111,6 +123,18 @@ public struct CheckpointStore: Sendable {
     /// and a non-negative integer.
     public static func load(_ url: URL) throws(CheckpointError) -> SafeTensors {
         try validated(url, nameStep: step(fromName: url.lastPathComponent)).get()
+    }
+
+    /// The checkpoint files `path` designates, the one to try first first: a regular file alone;
+    /// for a directory, the checkpoints of its `checkpoints/` subdirectory (a daemon's state
+    /// directory), else its own, newest first. Unvalidated; empty when there are none.
+    public static func candidates(_ path: URL) -> [URL] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory) else { return [] }
+        guard isDirectory.boolValue else { return [path] }
+        let nested = CheckpointStore(directory: path.appendingPathComponent("checkpoints"), keep: 1).checkpoints()
+        let own = nested.isEmpty ? CheckpointStore(directory: path, keep: 1).checkpoints() : nested
+        return own.reversed().map(\.url)
     }
 
     /// The checkpoint file that `path` designates: a regular file is returned as is (unvalidated, so
@@ -163,13 +187,28 @@ public struct CheckpointStore: Sendable {
         let file: SafeTensors
         do { file = try SafeTensors(contentsOf: url) } catch { return .failure(.invalid(path: url.path, reason: "\(error)")) }
         if let reason = problem(with: file.metadata, nameStep: nameStep) { return .failure(.invalid(path: url.path, reason: reason)) }
+        // Training never writes a non-finite value; one that is there came from damage.
+        for name in file.names {
+            let e = file[name]!
+            if !e.values.allSatisfy(\.isFinite) || !e.doubles.allSatisfy(\.isFinite) {
+                return .failure(.invalid(path: url.path, reason: "tensor \(name) holds NaN or infinite values"))
+            }
+        }
         return .success(file)
     }
 
     // MARK: - Cleanup after a durable write
 
     private func pruneCheckpoints(keeping newest: String) {
-        let all = checkpoints()
+        var all = checkpoints()
+        if let retains, all.count > keep {
+            // The newest retained-kind checkpoint survives unless a kept one is of that kind.
+            let kept = all.suffix(keep)
+            let keptHasOne = kept.contains { (try? SafeTensors.metadata(of: $0.url)).map(retains) ?? false }
+            if !keptHasOne, let spared = all.dropLast(keep).last(where: { (try? SafeTensors.metadata(of: $0.url)).map(retains) ?? false }) {
+                all.removeAll { $0.url == spared.url }
+            }
+        }
         var excess = all.count - keep
         for checkpoint in all where excess > 0 && checkpoint.url.lastPathComponent != newest {
             // Counted even if unlink fails, so a stuck file never costs a newer checkpoint.
@@ -220,13 +259,14 @@ public struct CheckpointStore: Sendable {
         }
     }
 
-    /// Creates `path` (which must not exist), writes all of `data` and fsyncs it.
-    private static func writeSynced(_ data: Data, to path: String) throws(CheckpointError) {
+    /// Creates `path` (which must not exist), writes `header` and then each tensor's bytes as they
+    /// are produced, and fsyncs it.
+    private static func writeSynced(header: Data, tensors: [TensorStream], to path: String) throws(CheckpointError) {
         var fd: Int32
         repeat { fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) } while fd < 0 && errno == EINTR
         guard fd >= 0 else { throw .io(path: path, operation: "open", message: errnoText(errno)) }
         var failure: CheckpointError?
-        let writeError: Int32 = data.withUnsafeBytes { raw in
+        let sink = ByteSink { raw in
             var offset = 0
             while offset < raw.count {
                 let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
@@ -234,6 +274,15 @@ public struct CheckpointStore: Sendable {
             }
             return 0
         }
+        header.withUnsafeBytes { sink.append(raw: $0) }
+        for tensor in tensors {
+            let before = sink.count
+            tensor.emit(sink)
+            // A stream that emits the wrong length would make every later offset wrong.
+            precondition(sink.count - before == tensor.byteCount, "checkpoint: \(tensor.name) emitted \(sink.count - before) bytes, declared \(tensor.byteCount)")
+            if sink.failure != 0 { break }
+        }
+        let writeError = sink.finish()
         if writeError != 0 {
             failure = .io(path: path, operation: "write", message: errnoText(writeError))
         } else {

@@ -34,7 +34,8 @@ public final class SGD: Optimizer {
             let decay = (p.decays || decayAll) ? weightDecay : 0
             // Taken out of the dictionary so the update below mutates it in place (no copy).
             var buffer = state.removeValue(forKey: key) ?? []
-            let first = buffer.isEmpty
+            // State of another length (never written by us) restarts, rather than being read past its end.
+            let first = buffer.count != p.count
             if first { buffer = [Float](repeating: 0, count: p.count) }
             p.value.withUnsafeMutableBufferPointer { theta in
                 p.gradient.withUnsafeMutableBufferPointer { grad in
@@ -74,8 +75,10 @@ public final class AdamW: Optimizer {
         let t = Float(steps)
         let c1 = 1 - pow(beta1, t), c2 = 1 - pow(beta2, t)
         for p in parameters {
-            var m = state.removeValue(forKey: "adam_m.\(p.name)") ?? [Float](repeating: 0, count: p.count)
-            var v = state.removeValue(forKey: "adam_v.\(p.name)") ?? [Float](repeating: 0, count: p.count)
+            var m = state.removeValue(forKey: "adam_m.\(p.name)") ?? []
+            var v = state.removeValue(forKey: "adam_v.\(p.name)") ?? []
+            if m.count != p.count { m = [Float](repeating: 0, count: p.count) }
+            if v.count != p.count { v = [Float](repeating: 0, count: p.count) }
             let decay = p.decays ? weightDecay : 0
             for i in 0..<p.count {
                 let g = p.gradient[i]

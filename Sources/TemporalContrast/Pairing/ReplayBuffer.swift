@@ -255,63 +255,119 @@ extension ReplayBuffer {
     public func save(into file: inout SafeTensors, prefix: String = "replay.") {
         var pixels: [UInt8] = []
         var audio: [Float] = []
-        pixels.reserveCapacity(byteCount)
+        for e in entries {
+            pixels += e.example.anchor.pixels
+            if let p = e.example.positive { pixels += p.pixels }
+            if let a = e.example.audio { audio += a.values }
+        }
+        if !pixels.isEmpty { file.set("\(prefix)pixels", shape: [pixels.count], bytes: pixels) }
+        if !audio.isEmpty { file.set("\(prefix)audio", shape: [audio.count], values: audio) }
+        file.metadata["\(prefix)entries"] = bookkeeping()
+    }
+
+    /// What `save(into:prefix:)` writes, as streams that copy each example's pixels and audio
+    /// straight to the file: a checkpoint of a full buffer costs no second copy of it in memory.
+    /// The streams hold this value (copy-on-write), so the buffer may change meanwhile.
+    public func tensorStreams(prefix: String = "replay.") -> (tensors: [TensorStream], metadata: [String: String]) {
+        let examples = entries.map(\.example)
+        var pixelCount = 0, audioCount = 0
+        for x in examples {
+            pixelCount += x.anchor.pixels.count + (x.positive?.pixels.count ?? 0)
+            audioCount += x.audio?.values.count ?? 0
+        }
+        var tensors: [TensorStream] = []
+        if pixelCount > 0 {
+            tensors.append(TensorStream(name: "\(prefix)pixels", dtype: .u8, shape: [pixelCount]) { sink in
+                for x in examples {
+                    sink.append(x.anchor.pixels)
+                    if let p = x.positive { sink.append(p.pixels) }
+                }
+            })
+        }
+        if audioCount > 0 {
+            tensors.append(TensorStream(name: "\(prefix)audio", dtype: .f32, shape: [audioCount]) { sink in
+                for x in examples { if let a = x.audio { sink.append(a.values) } }
+            })
+        }
+        return (tensors, ["\(prefix)entries": bookkeeping()])
+    }
+
+    private func bookkeeping() -> String {
         var saved = Saved(entries: [], nextID: nextID, inserted: inserted, evicted: evicted)
+        saved.entries.reserveCapacity(entries.count)
         func hex(_ bits: some FixedWidthInteger) -> String { String(bits, radix: 16) }
         for e in entries {
             let x = e.example
-            pixels += x.anchor.pixels
-            if let p = x.positive { pixels += p.pixels }
-            if let a = x.audio { audio += a.values }
             saved.entries.append(SavedEntry(
                 kind: x.kind, anchor: [x.anchor.width, x.anchor.height],
                 positive: x.positive.map { [$0.width, $0.height] }, audio: x.audio.map { [$0.frames, $0.bands] },
                 source: x.origin.source, time: hex(x.origin.time.bitPattern), positiveTime: hex(x.positiveTime.bitPattern),
                 id: e.id, nearest: e.nearest, similarity: hex(e.nearestSimilarity.bitPattern), stale: e.stale, uses: e.uses))
         }
-        if !pixels.isEmpty { file.set("\(prefix)pixels", shape: [pixels.count], bytes: pixels) }
-        if !audio.isEmpty { file.set("\(prefix)audio", shape: [audio.count], values: audio) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys  // the same buffer always saves to the same bytes
         let json = (try? encoder.encode(saved)) ?? Data()
-        file.metadata["\(prefix)entries"] = String(decoding: json, as: UTF8.self)
+        return String(decoding: json, as: UTF8.self)
     }
 
+    /// Largest image side a saved entry may claim (the decoder's own cap).
+    static let maximumSide = 8192
+
     /// The buffer `save(into:prefix:)` wrote, or nil when `file` holds none. Entries beyond
-    /// `byteLimit` (a smaller bound than when it was saved) are evicted as usual.
+    /// `byteLimit` (a smaller bound than when it was saved) are evicted as usual. Every size, dtype
+    /// and value is checked (with overflow-checked arithmetic) before it is used.
     public init?(restoring file: SafeTensors, byteLimit: Int, prefix: String = "replay.") throws(RestoreError) {
         guard let json = file.metadata["\(prefix)entries"] else { return nil }
         func fail(_ m: String) -> RestoreError { RestoreError(description: "replay buffer in checkpoint: \(m)") }
         guard let saved = try? JSONDecoder().decode(Saved.self, from: Data(json.utf8)) else { throw fail("entries are not valid JSON") }
-        let pixels = file["\(prefix)pixels"]?.bytes ?? []
-        let audio = file["\(prefix)audio"]?.values ?? []
+        let pixelEntry = file["\(prefix)pixels"], audioEntry = file["\(prefix)audio"]
+        if let pixelEntry, pixelEntry.dtype != .u8 { throw fail("\(prefix)pixels is \(pixelEntry.dtype.rawValue), expected U8") }
+        if let audioEntry, audioEntry.dtype != .f32 { throw fail("\(prefix)audio is \(audioEntry.dtype.rawValue), expected F32") }
+        let pixels = pixelEntry?.bytes ?? []
+        let audio = audioEntry?.values ?? []
+        guard audio.allSatisfy(\.isFinite) else { throw fail("\(prefix)audio holds NaN or infinite values") }
+        guard saved.inserted >= 0, saved.evicted >= 0 else { throw fail("negative counters") }
         self.init(byteLimit: byteLimit)
         var p = 0, a = 0
         func image(_ size: [Int]) throws(RestoreError) -> ImageView {
-            guard size.count == 2, size[0] > 0, size[1] > 0, p + size[0] * size[1] * 3 <= pixels.count else { throw fail("image sizes do not match the pixel data") }
+            guard size.count == 2, (1...Self.maximumSide).contains(size[0]), (1...Self.maximumSide).contains(size[1]),
+                pixels.count - p >= size[0] * size[1] * 3
+            else { throw fail("image sizes do not match the pixel data") }
             defer { p += size[0] * size[1] * 3 }
             return ImageView(width: size[0], height: size[1], pixels: Array(pixels[p..<(p + size[0] * size[1] * 3)]))
         }
         func bits<T: FixedWidthInteger>(_ s: String, as: T.Type) throws(RestoreError) -> T {
-            guard let v = T(s, radix: 16) else { throw fail("'\(s)' is not a hexadecimal bit pattern") }
+            guard let v = T(s, radix: 16) else { throw fail("'\(s.prefix(40))' is not a hexadecimal bit pattern") }
             return v
         }
+        func time(_ s: String) throws(RestoreError) -> Double {
+            let t = Double(bitPattern: try bits(s, as: UInt64.self))
+            guard t.isFinite else { throw fail("a timestamp is not finite") }
+            return t
+        }
+        var ids = Set<UInt64>()
         for s in saved.entries {
+            guard s.uses >= 0, ids.insert(s.id).inserted, s.id < saved.nextID else { throw fail("entry \(s.id) has a negative use count or a repeated or future id") }
             let anchor = try image(s.anchor)
             let positive = try s.positive.map { (size) throws(RestoreError) in try image(size) }
+            guard (positive != nil) == (s.kind != .audioVideo) else { throw fail("entry \(s.id) of kind \(s.kind.rawValue) has the wrong views") }
             var mel: MelView?
             if let shape = s.audio {
-                guard shape.count == 2, shape[0] > 0, shape[1] > 0, a + shape[0] * shape[1] <= audio.count else { throw fail("audio sizes do not match the audio data") }
+                guard shape.count == 2, (1...100_000).contains(shape[0]), (1...1024).contains(shape[1]), audio.count - a >= shape[0] * shape[1] else {
+                    throw fail("audio sizes do not match the audio data")
+                }
                 mel = MelView(frames: shape[0], bands: shape[1], values: Array(audio[a..<(a + shape[0] * shape[1])]))
                 a += shape[0] * shape[1]
             }
+            guard (mel != nil) == (s.kind == .audioVideo) else { throw fail("entry \(s.id) of kind \(s.kind.rawValue) has the wrong audio") }
+            let similarity = Float(bitPattern: try bits(s.similarity, as: UInt32.self))
+            guard similarity.isFinite else { throw fail("entry \(s.id) has a non-finite similarity") }
             let example = TrainingExample(
                 kind: s.kind, anchor: anchor, positive: positive, audio: mel,
-                origin: SampleOrigin(source: s.source, time: Double(bitPattern: try bits(s.time, as: UInt64.self))),
-                positiveTime: Double(bitPattern: try bits(s.positiveTime, as: UInt64.self)))
+                origin: SampleOrigin(source: s.source, time: try time(s.time)), positiveTime: try time(s.positiveTime))
             entries.append(Entry(
                 example: example, id: s.id, proxy: Self.proxy(anchor), nearest: s.nearest,
-                nearestSimilarity: Float(bitPattern: try bits(s.similarity, as: UInt32.self)), stale: s.stale, uses: s.uses))
+                nearestSimilarity: similarity, stale: s.stale, uses: s.uses))
             byteCount += example.byteCount
         }
         guard p == pixels.count, a == audio.count else { throw fail("\(pixels.count - p) pixel bytes and \(audio.count - a) audio values left over") }

@@ -188,33 +188,73 @@ public final class Learner {
         public var description: String
     }
 
-    /// Loads `state()` output back; every tensor must be present with its shape.
+    /// Loads `state()` output back. Everything is checked before anything changes: each tensor's
+    /// presence, dtype, shape, length and finiteness, the optimizer state of this optimizer only,
+    /// the key queue's size and indices, and every counter's range. On error the learner is as
+    /// before, so the caller may try an older checkpoint.
     public func restore(_ file: SafeTensors) throws(RestoreError) {
         func fail(_ m: String) -> RestoreError { RestoreError(description: "checkpoint does not match this model: \(m)") }
-        guard file.metadata["format_version"] == Self.formatVersion else { throw fail("format_version \(file.metadata["format_version"] ?? "missing"), expected \(Self.formatVersion)") }
-        for (label, net) in networks {
-            for p in net.parameters {
-                guard let e = file["\(label)\(p.name)"] else { throw fail("missing \(label)\(p.name)") }
-                guard e.shape == p.shape else { throw fail("\(label)\(p.name) has shape \(e.shape), expected \(p.shape)") }
+        func floats(_ name: String, count: Int, shape: [Int]? = nil) throws(RestoreError) -> [Float] {
+            guard let e = file[name] else { throw fail("missing \(name)") }
+            guard e.dtype == .f32 else { throw fail("\(name) is \(e.dtype.rawValue), expected F32") }
+            if let shape, e.shape != shape { throw fail("\(name) has shape \(e.shape), expected \(shape)") }
+            guard e.values.count == count else { throw fail("\(name) has \(e.values.count) values, expected \(count)") }
+            guard e.values.allSatisfy(\.isFinite) else { throw fail("\(name) holds NaN or infinite values") }
+            return e.values
+        }
+        func counter(_ key: String, default value: Int? = nil, in range: ClosedRange<Int>) throws(RestoreError) -> Int {
+            guard let text = file.metadata[key] else {
+                if let value { return value }
+                throw fail("metadata has no \(key)")
             }
+            guard let n = Int(text), range.contains(n) else { throw fail("metadata \(key) = \(text.prefix(40)) is not an integer in \(range.lowerBound)...\(range.upperBound)") }
+            return n
         }
+        let version = file.metadata["format_version"] ?? "missing"
+        guard version == Self.formatVersion else { throw fail("format_version \(version.prefix(40)), expected \(Self.formatVersion)") }
+        let newStep = try counter("step", in: 0...Int(Int64.max / 2))
+        let newSkipped = try counter("skipped_updates", default: 0, in: 0...newStep)
+        let newOptimizerSteps = try counter("optimizer.steps", default: 0, in: 0...newStep)
+
+        var values: [(Parameter, [Float])] = []
         for (label, net) in networks {
-            for p in net.parameters { p.value = file["\(label)\(p.name)"]!.values }
+            for p in net.parameters { values.append((p, try floats("\(label)\(p.name)", count: p.count, shape: p.shape))) }
         }
-        var state: [String: [Float]] = [:]
-        for name in file.names where name.hasPrefix("optimizer.") { state[String(name.dropFirst("optimizer.".count))] = file[name]!.values }
-        optimizer.state = state
-        optimizer.steps = Int(file.metadata["optimizer.steps"] ?? "0") ?? 0
+        let counts = Dictionary(parameters.map { ($0.name, $0.count) }, uniquingKeysWith: { a, _ in a })
+        let stateKinds = optimizer is AdamW ? ["adam_m.", "adam_v."] : ["momentum."]
+        var newState: [String: [Float]] = [:]
+        for name in file.names where name.hasPrefix("optimizer.") {
+            let key = String(name.dropFirst("optimizer.".count))
+            guard let kind = stateKinds.first(where: { key.hasPrefix($0) }), let count = counts[String(key.dropFirst(kind.count))] else {
+                throw fail("\(name) is not state of this model's \(optimizer is AdamW ? "adamw" : "sgd") optimizer")
+            }
+            newState[key] = try floats(name, count: count)
+        }
+        var newQueue: KeyQueue?
         if let q = queue {
-            guard let keys = file["queue.keys"], keys.shape == [q.capacity, q.dimension],
-                let sources = file["queue.sources"], let times = file["queue.times"], times.doubles.count == q.capacity,
-                let w = Int(file.metadata["queue.write_index"] ?? ""), let c = Int(file.metadata["queue.count"] ?? ""),
-                w >= 0, w < q.capacity, c >= 0, c <= q.capacity
-            else { throw fail("the key queue is missing or has another size") }
-            let origins = (0..<q.capacity).map { SampleOrigin(source: Int(sources.values[$0]), time: times.doubles[$0]) }
-            queue = KeyQueue(capacity: q.capacity, dimension: q.dimension, keys: keys.values, origins: origins, writeIndex: w, count: c)
+            let keys = try floats("queue.keys", count: q.capacity * q.dimension, shape: [q.capacity, q.dimension])
+            let sources = try floats("queue.sources", count: q.capacity)
+            guard let times = file["queue.times"], times.dtype == .f64, times.doubles.count == q.capacity, times.doubles.allSatisfy(\.isFinite) else {
+                throw fail("queue.times must be \(q.capacity) finite F64 values")
+            }
+            // Source ids are 24-bit hashes, or -1 for the initial random keys.
+            guard sources.allSatisfy({ $0 >= -1 && $0 < 16_777_216 && $0.rounded() == $0 }) else { throw fail("queue.sources holds values that are not source ids") }
+            let w = try counter("queue.write_index", in: 0...(q.capacity - 1))
+            let c = try counter("queue.count", in: 0...q.capacity)
+            let origins = (0..<q.capacity).map { SampleOrigin(source: Int(sources[$0]), time: times.doubles[$0]) }
+            newQueue = KeyQueue(capacity: q.capacity, dimension: q.dimension, keys: keys, origins: origins, writeIndex: w, count: c)
         }
-        step = Int(file.metadata["step"] ?? "0") ?? 0
-        skippedUpdates = Int(file.metadata["skipped_updates"] ?? "0") ?? 0
+        // Validated: now change state.
+        for (p, v) in values { p.value = v }
+        optimizer.state = newState
+        optimizer.steps = newOptimizerSteps
+        if let newQueue { queue = newQueue }
+        step = newStep
+        skippedUpdates = newSkipped
+    }
+
+    /// Whether every trained parameter is finite (a checkpoint of anything else would be garbage).
+    public var parametersAreFinite: Bool {
+        networks.allSatisfy { $0.1.parameters.allSatisfy { $0.value.allSatisfy(\.isFinite) } }
     }
 }

@@ -1,0 +1,115 @@
+import DaemonRuntime
+import Foundation
+import Testing
+
+@Suite("Config: every key's range, cross-key checks, implied memory, readable errors")
+struct ConfigValidationTests {
+    /// The error `validate()` gives for `toml` over the defaults, or nil when it is valid.
+    static func problem(_ toml: String, memoryLimit: Int = 24 << 30) -> String? {
+        do {
+            try DaemonConfig.load(toml: toml, origin: "test").validate(memoryLimit: memoryLimit)
+            return nil
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test("out-of-range, non-finite and absurd values are refused, naming the key, the value and the range", arguments: [
+        ("grace_seconds = inf", "grace_seconds"), ("grace_seconds = 1e300", "grace_seconds"), ("grace_seconds = nan", "grace_seconds"),
+        ("[objective]\nqueue = 100000000", "objective.queue"), ("[model]\nembedding = 1000000000", "model.embedding"),
+        ("[model]\nprojection_hidden = 1000000000", "model.projection_hidden"),
+        ("[pairing.image]\noutput_size = 100000", "pairing.image.output_size"), ("[pairing.image]\noutput_size = 0", "pairing.image.output_size"),
+        ("[pairing.image]\noutput_size = 1", "pairing.image.output_size"), ("[pairing.mix]\ntemporal = nan", "pairing.mix.temporal"),
+        ("[optimizer]\nlearning_rate = inf", "optimizer.learning_rate"), ("[pairing]\nmax_tracks = -1", "pairing.max_tracks"),
+        ("[pairing]\nmin_track_confidence = nan", "pairing.min_track_confidence"), ("[pairing.image]\nflip_probability = 5", "pairing.image.flip_probability"),
+        ("[checkpoint]\nevery = inf", "checkpoint.every"), ("[checkpoint]\nkeep = 0", "checkpoint.keep"),
+        ("[sources]\nlive_timeout = -1", "sources.live_timeout"), ("[training]\nbatch = 1", "training.batch"),
+        ("[decode]\nfps = 1e9", "decode.fps"), ("[pairing]\nbuffer_bytes = 10", "pairing.buffer_bytes"),
+        ("[pairing.image]\nhue = 0.9", "pairing.image.hue"), ("[objective]\nkey_momentum = 1", "objective.key_momentum"),
+    ])
+    func rangeErrors(toml: String, key: String) throws {
+        let message = try #require(Self.problem(toml), "\(toml) was accepted")
+        #expect(message.contains(key), "\(message)")
+        #expect(message.contains("valid is") || message.contains("must be"), "\(message)")
+    }
+
+    @Test("cross-key checks: mix all zero, far <= near, patch larger than the frame, backoff cap below its start")
+    func crossKey() {
+        #expect(Self.problem("[pairing.mix]\ntemporal = 0\ntracked = 0\naudio_video = 0")?.contains("all 0") == true)
+        #expect(Self.problem("[pairing]\nnear = 5\nfar = 4")?.contains("pairing.far") == true)
+        #expect(Self.problem("[decode]\nsize = 64\n[pairing]\npatch_size = 128")?.contains("pairing.patch_size") == true)
+        #expect(Self.problem("[sources]\nbackoff_initial = 10\nbackoff_max = 5")?.contains("sources.backoff_max") == true)
+    }
+
+    @Test("settings that need more memory than the machine allows are refused, naming the keys")
+    func impliedMemory() throws {
+        #expect(Self.problem("") == nil)
+        let big = try #require(Self.problem("[pairing]\nbuffer_bytes = 1099511627776"))
+        #expect(big.contains("pairing.buffer_bytes") && big.contains("GiB"), "\(big)")
+        let activations = try #require(Self.problem("[training]\nbatch = 4096\n[pairing.image]\noutput_size = 512"))
+        #expect(activations.contains("output_size"), "\(activations)")
+        // The defaults fit in 2 GiB; a 1 GiB limit (a cgroup) is too small for them.
+        #expect(Self.problem("", memoryLimit: 2 << 30) == nil)
+        #expect(Self.problem("", memoryLimit: 256 << 20) != nil)
+    }
+
+    @Test("streams that are not live sources are refused at start, with secrets redacted", arguments: [
+        "gopher://example.com/x", "file:///tmp/x.mp4", "concat:a.mp4|b.mp4", "/tmp/plain/path.mp4", "::::not a url", "",
+    ])
+    func unsupportedStreams(url: String) throws {
+        let toml = "[sources]\nstreams = [\"\(url)\"]"
+        let message = try #require(Self.problem(toml), "\(url) was accepted")
+        #expect(message.contains("sources.streams"), "\(message)")
+    }
+
+    @Test("stream errors never print credentials")
+    func streamSecrets() throws {
+        let message = try #require(Self.problem("[sources]\nstreams = [\"gopher://user:hunter2@example.com/?token=abc123\"]"))
+        #expect(!message.contains("hunter2") && !message.contains("abc123"), "\(message)")
+    }
+
+    @Test("live URLs and stdin are accepted")
+    func liveStreams() {
+        #expect(Self.problem("[sources]\nstreams = [\"udp://127.0.0.1:5000\", \"rtsp://cam/x\", \"srt://127.0.0.1:9000\", \"-\"]") == nil)
+    }
+
+    @Test("print-config output loads back to the same config and states every numeric key's range")
+    func roundTrip() throws {
+        var c = DaemonConfig()
+        c.queue = 2048
+        c.pairing.mix.temporal = 0.7
+        c.streams = ["udp://127.0.0.1:1234"]
+        let text = c.toml()
+        #expect(try DaemonConfig.load(toml: text, origin: "round trip") == c)
+        for field in DaemonConfig.fields {
+            switch field.range {
+            case .integers, .reals: #expect(text.contains("(valid: "), "\(field.key)")
+            default: break
+            }
+        }
+    }
+
+    @Test("a config path that is a directory, a device, missing or not UTF-8 gets a plain reason")
+    func configFiles() throws {
+        func reason(_ path: String) -> String {
+            do {
+                _ = try DaemonConfig.load(file: path)
+                return "loaded"
+            } catch {
+                return error.description
+            }
+        }
+        #expect(reason("/tmp").contains("is a directory"))
+        #expect(reason("/dev/null").contains("not a regular file"))
+        #expect(reason("/nonexistent/x.toml").contains("No such file"))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let binary = dir.appendingPathComponent("bad.toml")
+        try Data([0xff, 0xfe, 0x00, 0x41]).write(to: binary)
+        #expect(reason(binary.path).contains("not UTF-8"))
+        let wrongType = dir.appendingPathComponent("type.toml")
+        try Data("[model]\nembedding = 1e9\n".utf8).write(to: wrongType)
+        #expect(reason(wrongType.path).contains("model.embedding"))
+    }
+}
