@@ -1,6 +1,5 @@
 import Foundation
 import StreamDecode
-import TOMLKit
 import TemporalContrast
 
 /// A config problem, always naming the key (or the file) at fault.
@@ -27,8 +26,8 @@ extension DaemonConfig {
 
     /// Parses TOML text over the defaults; `origin` names it in errors (a file, a checkpoint).
     package static func load(toml text: String, origin: String) throws(ConfigError) -> DaemonConfig {
-        let table: TOMLTable
-        do { table = try TOMLTable(string: text) } catch {
+        let table: [(key: String, value: TOMLValue)]
+        do { table = try TOMLReader.parse(text) } catch {
             throw ConfigError(description: "config \(origin): not valid TOML: \(error)")
         }
         var config = DaemonConfig()
@@ -36,40 +35,37 @@ extension DaemonConfig {
         return config
     }
 
-    private mutating func apply(_ table: TOMLTable, prefix: String, file: String) throws(ConfigError) {
+    private mutating func apply(_ table: [(key: String, value: TOMLValue)], prefix: String, file: String) throws(ConfigError) {
         for (name, value) in table {
             let key = prefix.isEmpty ? name : "\(prefix).\(name)"
-            if let sub = value.table {
+            if case .table(let sub) = value {
                 guard Self.sections.contains(key) else { throw ConfigError(description: "config \(file): unknown section [\(key)]") }
                 try apply(sub, prefix: key, file: file)
                 continue
             }
             guard let field = Self.fieldsByKey[key] else { throw ConfigError(description: "config \(file): unknown key '\(key)'") }
             func bad(_ expected: String) -> ConfigError { ConfigError(description: "config \(file): key '\(key)' must be \(expected)") }
-            switch field.kind {
-            case .int(let path):
-                guard let v = value.int else { throw bad("an integer") }
-                self[keyPath: path] = v
-            case .double(let path):
-                guard let v = value.double ?? value.int.map(Double.init) else { throw bad("a number") }
-                self[keyPath: path] = v
-            case .float(let path):
-                guard let v = value.double ?? value.int.map(Double.init) else { throw bad("a number") }
-                self[keyPath: path] = Float(v)
-            case .string(let path):
-                guard let v = value.string else { throw bad("a string") }
-                self[keyPath: path] = v
-            case .bool(let path):
-                guard let v = value.bool else { throw bad("true or false") }
-                self[keyPath: path] = v
-            case .strings(let path):
-                guard let array = value.array else { throw bad("an array of strings") }
+            switch (field.kind, value) {
+            case (.int(let path), .integer(let v)): self[keyPath: path] = v
+            case (.int, _): throw bad("an integer")
+            case (.double(let path), .float(let v)): self[keyPath: path] = v
+            case (.double(let path), .integer(let v)): self[keyPath: path] = Double(v)
+            case (.double, _): throw bad("a number")
+            case (.float(let path), .float(let v)): self[keyPath: path] = Float(v)
+            case (.float(let path), .integer(let v)): self[keyPath: path] = Float(v)
+            case (.float, _): throw bad("a number")
+            case (.string(let path), .string(let v)): self[keyPath: path] = v
+            case (.string, _): throw bad("a string")
+            case (.bool(let path), .bool(let v)): self[keyPath: path] = v
+            case (.bool, _): throw bad("true or false")
+            case (.strings(let path), .array(let items)):
                 var out: [String] = []
-                for element in array {
-                    guard let s = element.string else { throw bad("an array of strings") }
-                    out.append(s)
+                for item in items {
+                    guard case .string(let v) = item else { throw bad("an array of strings") }
+                    out.append(v)
                 }
                 self[keyPath: path] = out
+            case (.strings, _): throw bad("an array of strings")
             }
         }
     }

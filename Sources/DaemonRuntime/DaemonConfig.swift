@@ -253,7 +253,21 @@ extension DaemonConfig {
         x == x.rounded() && abs(x) < 1e15 ? String(format: "%.1f", x) : String(x)
     }
 
+    /// A TOML basic string: quotes, backslashes and control characters escaped, so any value
+    /// (a path with a newline) prints as TOML that reads back the same.
     static func quoted(_ s: String) -> String {
-        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7f: out += String(format: "\\u%04X", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 }

@@ -93,9 +93,16 @@ package final class Ledger: @unchecked Sendable {
     private func recompute() {
         entries = [:]
         for (path, list) in history {
-            if let e = list.last(where: { $0.status == "bad" || ($0.step ?? 0) <= trustedStep }) { entries[path] = e }
+            if let e = list.last(where: isTrusted) { entries[path] = e }
         }
     }
+
+    /// Bad entries always count; an "ok" entry only up to the resume step (one without a step, from
+    /// a ledger written before steps were recorded, counts as step 0).
+    private func isTrusted(_ e: Entry) -> Bool { e.status == "bad" || Self.step(of: e) <= trustedStep }
+
+    /// The step an entry is ordered by: bad entries and step-less ones are step 0.
+    private static func step(of e: Entry) -> Int { e.status == "bad" ? 0 : e.step ?? 0 }
 
     /// Epochs finished since the last durable checkpoint: visible to `entry` at once, written to
     /// the file by `commit` once a checkpoint covers them.
@@ -166,7 +173,7 @@ package final class Ledger: @unchecked Sendable {
             }
             for e in batch {
                 history[e.path, default: []].append(e)
-                if e.status == "bad" || (e.step ?? 0) <= trustedStep { entries[e.path] = e }
+                if isTrusted(e) { entries[e.path] = e }
             }
             lines += batch.count
         }
@@ -186,9 +193,9 @@ package final class Ledger: @unchecked Sendable {
             guard lines > 2 * history.count + 1024 else { return false }
             var kept: [String: [Entry]] = [:]
             for (path, list) in history {
-                var keep = list.filter { ($0.step ?? -1) >= oldestRetainedStep }
-                if let before = list.last(where: { ($0.step ?? -1) < oldestRetainedStep }) { keep.insert(before, at: 0) }
-                kept[path] = keep
+                // In their original order: which entry is the newest trusted one must not change.
+                let before = list.lastIndex { Self.step(of: $0) < oldestRetainedStep }
+                kept[path] = list.indices.filter { $0 == before || Self.step(of: list[$0]) >= oldestRetainedStep }.map { list[$0] }
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -40,7 +40,7 @@ struct DaemonLifecycleTests {
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 60)?.status == 0)
         let s = try jsonObject(try #require(daemon.stdout.split(separator: "\n").last))
-        #expect((s["files"] as? [String: Int]) == ["ok": 2, "bad": 1])
+        #expect((s["files"] as? [String: Int]) == ["ok": 2, "bad": 1, "failed": 0])
         #expect(ws.ledger.contains("dropped.mp4") && ws.ledger.contains("\"status\":\"bad\""))
     }
 

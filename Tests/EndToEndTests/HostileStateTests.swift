@@ -239,6 +239,29 @@ struct HostileStateTests {
         #expect(!ws.ledger.contains("\"bad\""), "\(ws.ledger)")
     }
 
+    @Test("live HLS playlists in a watched directory (no ENDLIST, one listing itself) end, and the files after them are learned")
+    func localLivePlaylists() throws {
+        let ws = try Workspace(clips: ["video_only.mp4"])
+        defer { removeTemporaryDirectory(ws.root) }
+        let hls = ws.media.appendingPathComponent("hls")
+        try FileManager.default.createDirectory(at: hls, withIntermediateDirectories: true)
+        try ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "4", "-c:v", "libx264", "-g", "10",
+                    "-f", "hls", "-hls_time", "1", "-hls_list_size", "0", "-hls_flags", "omit_endlist",
+                    hls.appendingPathComponent("live.m3u8").path])
+        let playlist = try String(contentsOf: hls.appendingPathComponent("live.m3u8"), encoding: .utf8)
+        #expect(!playlist.contains("EXT-X-ENDLIST"))
+        try "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\nself.m3u8\n".write(
+            to: hls.appendingPathComponent("self.m3u8"), atomically: true, encoding: .utf8)
+        let started = monotonicSeconds()
+        let r = try run(try daemonBinary(), ws.arguments(["--once"]))
+        #expect(r.status == 0, "\(r.stderr.suffix(2000))")
+        #expect(monotonicSeconds() - started < 240, "the playlists held the run for \(monotonicSeconds() - started) s")
+        let files = try #require(try RunCommandTests.summary(r.stdout)["files"] as? [String: Int])
+        // The clip, the live playlist and its segments are learned; the self-listing one is bad.
+        #expect((files["ok"] ?? 0) >= 3 && files["bad"] == 1, "\(files)")
+        #expect(ws.ledger.contains("video_only.mp4") && ws.ledger.contains("live.m3u8"))
+    }
+
     @Test("bad command-line input and paths get messages that name the input and the cause")
     func clearErrors() throws {
         let dir = try makeTemporaryDirectory()

@@ -326,7 +326,11 @@ extension ReplayBuffer {
         let pixels = pixelEntry?.bytes ?? []
         let audio = audioEntry?.values ?? []
         guard audio.allSatisfy(\.isFinite) else { throw fail("\(prefix)audio holds NaN or infinite values") }
-        guard saved.inserted >= 0, saved.evicted >= 0 else { throw fail("negative counters") }
+        // Counters far below their types' limits, so inserting and sampling can never overflow them.
+        let counterLimit = 1 << 52
+        guard (0...counterLimit).contains(saved.inserted), (0...counterLimit).contains(saved.evicted), saved.nextID <= UInt64(counterLimit) else {
+            throw fail("counters out of range")
+        }
         self.init(byteLimit: byteLimit)
         var p = 0, a = 0
         func image(_ size: [Int]) throws(RestoreError) -> ImageView {
@@ -347,7 +351,7 @@ extension ReplayBuffer {
         }
         var ids = Set<UInt64>()
         for s in saved.entries {
-            guard s.uses >= 0, ids.insert(s.id).inserted, s.id < saved.nextID else { throw fail("entry \(s.id) has a negative use count or a repeated or future id") }
+            guard (0...counterLimit).contains(s.uses), ids.insert(s.id).inserted, s.id < saved.nextID else { throw fail("entry \(s.id) has a negative use count or a repeated or future id") }
             let anchor = try image(s.anchor)
             let positive = try s.positive.map { (size) throws(RestoreError) in try image(size) }
             guard (positive != nil) == (s.kind != .audioVideo) else { throw fail("entry \(s.id) of kind \(s.kind.rawValue) has the wrong views") }
