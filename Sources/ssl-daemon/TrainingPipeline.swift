@@ -303,6 +303,7 @@ final class TrainingPipeline: @unchecked Sendable {
                     self.nextCheckpointDue = started.addingTimeInterval(self.config.checkpointEvery)
                 }
                 succeeded.withLock { $0 = true }
+                ComputeThreads.releaseFreeMemory()
                 self.logger.info("checkpoint written", metadata: [
                     "path": "\(url.path)", "step": "\(step)", "replay_buffer": "\(bufferSnapshot != nil)",
                     "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",

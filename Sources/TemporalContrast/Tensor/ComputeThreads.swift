@@ -14,6 +14,14 @@ public enum ComputeThreads {
         cmalloc_keep_large_blocks(32 << 20, 512 << 20)
     }
 
+    /// Hands the heap's free pages back to the kernel. `configure` keeps up to 512 MiB of free heap
+    /// for speed; over days, replay-buffer churn spreads that retention over every arena and the
+    /// resident size creeps up. Called after each checkpoint (every few minutes), it costs the next
+    /// step a few page faults.
+    public static func releaseFreeMemory() {
+        _ = cmalloc_release_free_memory()
+    }
+
     /// The OpenBLAS kernel family in use (openblas_get_corename), e.g. "Haswell" or "SkylakeX".
     public static var blasCore: String { String(cString: openblas_get_corename()) }
 }
