@@ -74,6 +74,12 @@ let package = Package(
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
         .testTarget(name: "DaemonRuntimeTests", dependencies: ["DaemonRuntime", "TemporalContrast"]),
+        // Fuzz targets (scripts/fuzz.sh)
+        .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"),
+        .executableTarget(name: "FuzzSafeTensors", dependencies: ["FuzzSupport", "TemporalContrast"], path: "Fuzz/FuzzSafeTensors"),
+        .executableTarget(name: "FuzzCheckpoint", dependencies: ["FuzzSupport", "TemporalContrast"], path: "Fuzz/FuzzCheckpoint"),
+        .executableTarget(name: "FuzzConfig", dependencies: ["FuzzSupport", "DaemonRuntime"], path: "Fuzz/FuzzConfig"),
+        .executableTarget(name: "FuzzLedger", dependencies: ["FuzzSupport", "DaemonRuntime"], path: "Fuzz/FuzzLedger"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The README's test command (and CI's): set up a fresh machine, build, and run every test.
+# The README's test command (and CI's): set up a fresh machine, build, and run every test; then
+# again under AddressSanitizer (every test) and ThreadSanitizer (the concurrency tests), each in
+# its own scratch directory (.build-asan, .build-tsan): see scripts/sanitizers.sh.
+# SSL_SANITIZERS picks the sanitizer stages ("address thread" by default; empty for none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,3 +15,10 @@ for f in "$fixtures"/*; do
   cmp -s "$f" "Tests/StreamDecodeTests/Fixtures/$(basename "$f")" || { echo "fixture $(basename "$f") is stale: rerun benchmarks/logmel_reference.py" >&2; exit 1; }
 done
 swift test --disable-xctest
+for sanitizer in ${SSL_SANITIZERS-address thread}; do
+  bash scripts/sanitizers.sh "$sanitizer"
+done
+# Each libFuzzer target briefly (SSL_FUZZ_SECONDS each, 0 skips); scripts/fuzz.sh 600 for a long run.
+if [ "${SSL_FUZZ_SECONDS:-15}" -gt 0 ]; then
+  bash scripts/fuzz.sh "${SSL_FUZZ_SECONDS:-15}"
+fi

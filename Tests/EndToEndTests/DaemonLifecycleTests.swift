@@ -52,9 +52,11 @@ struct DaemonLifecycleTests {
         var lastStep = -1
         for cycle in 0..<10 {
             let daemon = try DaemonProcess(try daemonBinary(), ws.arguments(["--epochs", "1000"]), logDirectory: ws.root, name: "kill\(cycle)")
-            // Let it start (and resume) before the kill lands somewhere random.
-            #expect(daemon.waitFor(seconds: 60) { $0.contains("starting blas_core") })
-            usleep(UInt32.random(in: 300_000...2_500_000, using: &rng))
+            // Let it start (and resume) and make progress past the last checkpoint (a loaded machine
+            // or a sanitizer build may take seconds per step), then kill at a random moment:
+            // checkpoints follow each other every 0.3 s, so some kills land mid-write.
+            #expect(daemon.waitFor(seconds: 180) { $0.contains("starting blas_core") && lastLoggedStep($0) > max(lastStep, 0) })
+            usleep(UInt32.random(in: 0...1_500_000, using: &rng))
             daemon.signal(SIGKILL)
             #expect(daemon.wait(seconds: 10)?.signalled == true)
             if cycle > 0 && lastStep >= 0 {
