@@ -46,8 +46,16 @@ bin=$(swift build "${flags[@]}" --show-bin-path)
 
 run_dir=.build-fuzz/runs/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$run_dir"
-# The harnesses' scratch files (FuzzSafeTensors, FuzzLedger write some per input) go to memory when possible.
-if [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
+# The harnesses' scratch files (FuzzSafeTensors, FuzzLedger write some per input) go to memory when
+# possible, in a directory of this run's own that is removed at exit (a crashing harness cannot
+# remove its own).
+scratch_base=/tmp
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then scratch_base=/dev/shm; fi
+TMPDIR=$(mktemp -d "$scratch_base/ssl-daemon-fuzz-run.XXXXXX")
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
+# Leaks inside the toolchain's libraries, each explained in the file.
+export LSAN_OPTIONS="suppressions=$PWD/Fuzz/lsan-suppressions.txt:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 fuzz_one() {
   local t=$1 dir=$run_dir/$1

@@ -3,7 +3,7 @@ import Glibc
 import Testing
 import TestSupport
 
-@Suite("ssl-daemon run: systemd, crashes, live streams (binary)", .serialized, .timeLimit(.minutes(6)))
+@Suite("ssl-daemon run: systemd, crashes, live streams (binary)", .serialized, .timeLimit(.minutes(20)))
 struct DaemonLifecycleTests {
     @Test("sd_notify: READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 reach NOTIFY_SOCKET")
     func notify() throws {

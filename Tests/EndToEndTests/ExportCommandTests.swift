@@ -4,7 +4,7 @@ import TestSupport
 
 /// `ssl-daemon export` and `embed` end to end: a checkpoint from a real (short) run, checked by
 /// Python's onnx, onnxruntime and safetensors; bad inputs each fail cleanly.
-@Suite("ssl-daemon export and embed (binary, Python clients)", .serialized, .timeLimit(.minutes(5)))
+@Suite("ssl-daemon export and embed (binary, Python clients)", .serialized, .timeLimit(.minutes(20)))
 struct ExportCommandTests {
     static var python: String { repositoryRoot.appendingPathComponent(".venv/bin/python").path }
 

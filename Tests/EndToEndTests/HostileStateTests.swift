@@ -5,7 +5,7 @@ import TestSupport
 
 /// The daemon as an operator would abuse it: damaged checkpoints, two daemons on one state dir,
 /// a full disk, sources it cannot use, secrets in URLs, missing and linked directories.
-@Suite("Hostile state and input (binary)", .serialized, .timeLimit(.minutes(8)))
+@Suite("Hostile state and input (binary)", .serialized, .timeLimit(.minutes(20)))
 struct HostileStateTests {
     typealias Workspace = RunCommandTests.Workspace
     static var python: String { repositoryRoot.appendingPathComponent(".venv/bin/python").path }

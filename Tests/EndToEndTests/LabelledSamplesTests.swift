@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 
-@Suite("Labelled clip generator", .timeLimit(.minutes(2)))
+@Suite("Labelled clip generator", .timeLimit(.minutes(20)))
 struct LabelledSamplesTests {
     @Test("generate_labelled.sh writes decodable clips with video and audio, and a label per clip")
     func generatesDecodableLabelledClips() throws {

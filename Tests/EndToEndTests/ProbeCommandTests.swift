@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 /// Runs the built binary as a user would.
-@Suite("ssl-daemon probe and bench (binary)", .timeLimit(.minutes(2)))
+@Suite("ssl-daemon probe and bench (binary)", .timeLimit(.minutes(20)))
 struct ProbeCommandTests {
     @Test("probe over samples/: one JSON line per clip, exit 0")
     func probeSamples() throws {
@@ -114,7 +114,7 @@ struct ProbeCommandTests {
     }
 }
 
-@Suite("ssl-daemon bench pairing (binary)", .timeLimit(.minutes(2)))
+@Suite("ssl-daemon bench pairing (binary)", .timeLimit(.minutes(20)))
 struct PairingBenchCommandTests {
     @Test("all three pair kinds from a clip with audio; none of the audio kind from a video-only clip")
     func pairing() throws {

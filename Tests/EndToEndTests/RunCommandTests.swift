@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// `ssl-daemon run` end to end: the built binary on real files, real signals, a real stream.
-@Suite("ssl-daemon run (binary)", .serialized, .timeLimit(.minutes(5)))
+@Suite("ssl-daemon run (binary)", .serialized, .timeLimit(.minutes(20)))
 struct RunCommandTests {
     /// A small, quick configuration (tests run a debug build).
     static let smallConfig = """

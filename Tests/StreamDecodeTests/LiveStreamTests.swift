@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 /// Live sources on 127.0.0.1: real `ffmpeg -re` servers, real sockets, real timeouts.
-@Suite("Live streams", .serialized, .timeLimit(.minutes(1)))
+@Suite("Live streams", .serialized, .timeLimit(.minutes(10)))
 struct LiveStreamTests {
     /// Arguments for an `ffmpeg -re` MPEG-TS server sending H.264+AAC to `url`.
     static func serverArguments(to url: String, seconds: Int = 60) -> [String] {

@@ -3,7 +3,7 @@ import StreamDecode
 import Testing
 import TestSupport
 
-@Suite("Sources and protocol whitelists", .serialized, .timeLimit(.minutes(1)))
+@Suite("Sources and protocol whitelists", .serialized, .timeLimit(.minutes(10)))
 struct MediaSourceTests {
     @Test("locations are classified by scheme")
     func classification() throws {
