@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (and CI's): set up a fresh machine, build, and run every test; then
-# again under AddressSanitizer (every test) and ThreadSanitizer (the concurrency tests), each in
-# its own scratch directory (.build-asan, .build-tsan): see scripts/sanitizers.sh.
+# again under AddressSanitizer and ThreadSanitizer, each in its own scratch directory (.build-asan,
+# .build-tsan); which tests each runs, and why, is in scripts/sanitizers.sh.
 # SSL_SANITIZERS picks the sanitizer stages ("address thread" by default; empty for none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
