@@ -63,9 +63,7 @@ package enum DirectoryWalker {
                 }
                 switch target.st_mode & S_IFMT {
                 case S_IFDIR: stack.append(path)
-                case S_IFREG:
-                    let mtime = Double(target.st_mtim.tv_sec) + Double(target.st_mtim.tv_nsec) / 1e9
-                    files.append(File(path: path, size: Int64(target.st_size), mtime: mtime))
+                case S_IFREG: files.append(File(path: path, status: target))
                 default: continue  // FIFOs, sockets, devices: nothing to learn from
                 }
             }
@@ -79,6 +77,12 @@ extension DirectoryWalker {
     package static func fileInfo(_ path: String) -> File? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
-        return File(path: path, size: Int64(info.st_size), mtime: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
+        return File(path: path, status: info)
+    }
+}
+
+extension DirectoryWalker.File {
+    init(path: String, status: stat) {
+        self.init(path: path, size: Int64(status.st_size), mtime: Double(status.st_mtim.tv_sec) + Double(status.st_mtim.tv_nsec) / 1e9)
     }
 }

@@ -51,21 +51,10 @@ package final class Ledger: @unchecked Sendable {
     /// Loads `ledger.jsonl` from `stateDirectory` (which must exist).
     package init(stateDirectory: URL) throws(Failure) {
         url = stateDirectory.appendingPathComponent("ledger.jsonl")
-        // Read with POSIX calls: Foundation's Data(contentsOf:) leaks a 4 KiB buffer on every
-        // empty file (found by the ledger fuzz target's LeakSanitizer).
-        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return }
-            throw Failure(description: "ledger \(url.path): cannot read: \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        var data = Data()
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n > 0 { data.append(contentsOf: chunk[..<n]) } else if n < 0, errno == EINTR { continue } else if n < 0 {
-                throw Failure(description: "ledger \(url.path): cannot read: \(String(cString: strerror(errno)))")
-            } else { break }
+        let data: Data
+        do { data = try TextFile.bytes(url.path, limit: 1 << 34) } catch {
+            if error.missing { return }
+            throw Failure(description: "ledger \(url.path): \(error.reason)")
         }
         let parsed = Self.parse(data)
         for e in parsed.entries { history[e.path, default: []].append(e) }

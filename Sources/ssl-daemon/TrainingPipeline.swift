@@ -410,23 +410,12 @@ final class TrainingPipeline: @unchecked Sendable {
             let filesIdle = pendingFiles.isEmpty && !fileWorkerBusy
             // Train once a batch is there; with no source left to feed us, train on what remains.
             let sourcesDone = filesIdle && scannedOnce && config.streams.isEmpty
-            guard available >= batchSize || (sourcesDone && available >= 2) else {
-                if limits.once && sourcesDone {
-                    state.unlock()
-                    return
-                }
-                // Idle until new data (no busy waiting); wake up periodically for checkpoints and
-                // the watchdog: a trainer waiting for data is alive, only a stuck one is not.
-                _ = state.wait(until: Date().addingTimeInterval(1))
-                state.unlock()
-                maybeCheckpoint()
-                idlePing()
-                continue
-            }
-            let examples = drawBatch()
-            state.broadcast()  // files waiting on backpressure may go on
+            let examples = available >= batchSize || (sourcesDone && available >= 2) ? drawBatch() : []
+            if !examples.isEmpty { state.broadcast() }  // files waiting on backpressure may go on
+            // No batch yet, or only kinds the mix gives no share: idle until new data (no busy
+            // waiting), waking periodically for checkpoints and the watchdog: a trainer waiting
+            // for data is alive, only a stuck one is not.
             guard examples.count >= 2 else {
-                // What is there is of kinds the mix gives no share: wait for other data.
                 if limits.once && sourcesDone {
                     state.unlock()
                     return
