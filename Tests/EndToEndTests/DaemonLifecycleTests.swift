@@ -13,7 +13,7 @@ struct DaemonLifecycleTests {
         let daemon = try DaemonProcess(
             try daemonBinary(), ws.arguments(["--epochs", "100"]),
             environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "2000000"], logDirectory: ws.root, name: "notify")
-        #expect(daemon.waitFor(seconds: 120) { lastLoggedStep($0) >= 20 })
+        #expect(daemon.waitForStatus(in: ws.state, seconds: 120) { $0.step >= 20 })
         usleep(3_000_000)
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 60)?.status == 0)
@@ -31,12 +31,12 @@ struct DaemonLifecycleTests {
         let ws = try RunCommandTests.Workspace(clips: ["video_only.mp4"], extraConfig: "[sources]\nsettle_seconds = 0.5")
         defer { removeTemporaryDirectory(ws.root) }
         let daemon = try DaemonProcess(try daemonBinary(), ws.arguments(["--epochs", "3"]), logDirectory: ws.root, name: "drop")
-        #expect(daemon.waitFor(seconds: 120) { $0.contains("file done") && lastLoggedStep($0) >= 0 })
+        #expect(daemon.waitForStatus(in: ws.state, seconds: 120) { $0.filesOK >= 1 && $0.step >= 0 })
         // Written in place (a partial copy first, then the rest): taken only once it stops growing.
         try Data("this is no video".utf8).write(to: ws.media.appendingPathComponent("dropped.mp4"))
         try FileManager.default.copyItem(atPath: sampleClip("h264_aac.mp4"), toPath: ws.media.appendingPathComponent("new.mp4").path)
         #expect(daemon.waitFor(seconds: 60) { $0.contains("bad file skipped") && $0.contains("dropped.mp4") })
-        #expect(daemon.waitFor(seconds: 120) { $0.contains("file done epochs=3 path=\(ws.media.path)/new.mp4") })
+        #expect(daemon.waitForStatus(in: ws.state, seconds: 120) { $0.filesOK >= 2 && $0.filesBad >= 1 })
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 60)?.status == 0)
         let s = try jsonObject(try #require(daemon.stdout.split(separator: "\n").last))
@@ -55,7 +55,7 @@ struct DaemonLifecycleTests {
             // Let it start (and resume) and make progress past the last checkpoint (a loaded machine
             // or a sanitizer build may take seconds per step), then kill at a random moment:
             // checkpoints follow each other every 0.3 s, so some kills land mid-write.
-            #expect(daemon.waitFor(seconds: 180) { $0.contains("starting blas_core") && lastLoggedStep($0) > max(lastStep, 0) })
+            #expect(daemon.waitForStatus(in: ws.state, seconds: 180) { $0.step > max(lastStep, 0) })
             usleep(UInt32.random(in: 0...1_500_000, using: &rng))
             daemon.signal(SIGKILL)
             #expect(daemon.wait(seconds: 10)?.signalled == true)
@@ -77,6 +77,28 @@ struct DaemonLifecycleTests {
         #expect(lastStep > 0, "no checkpoint survived ten cycles")
     }
 
+    @Test("SIGTERM at a random moment, 20 runs: each prints its summary and is gone within the grace time")
+    func sigtermAnyMoment() throws {
+        let grace = 20.0
+        let ws = try RunCommandTests.Workspace(clips: ["h264_aac.mp4", "video_only.mp4"], topLevel: "grace_seconds = \(grace)", extraConfig: "[checkpoint]\nevery = 0.5")
+        defer { removeTemporaryDirectory(ws.root) }
+        var rng = SystemRandomNumberGenerator()
+        for cycle in 0..<20 {
+            let daemon = try DaemonProcess(try daemonBinary(), ws.arguments(["--epochs", "1000"]), logDirectory: ws.root, name: "term\(cycle)")
+            // From the first instant (parsing, resuming) to well into training.
+            usleep(UInt32.random(in: 0...4_000_000, using: &rng))
+            let sent = monotonicSeconds()
+            daemon.signal(SIGTERM)
+            let ended = daemon.wait(seconds: grace + 10)
+            let took = monotonicSeconds() - sent
+            #expect(ended?.status == 0 && ended?.signalled == false, "cycle \(cycle): \(String(describing: ended)) \(daemon.stderr.suffix(1500))")
+            #expect(took <= grace, "cycle \(cycle): took \(took) s")
+            let summary = try? jsonObject(Substring(daemon.stdout.split(separator: "\n").last ?? ""))
+            #expect(summary?["steps"] is Int, "cycle \(cycle): no summary line: \(daemon.stdout.suffix(500))")
+            #expect(summary?["checkpoint_error"] == nil || summary?["checkpoint_error"] is NSNull)
+        }
+    }
+
     @Test("a live stream is consumed; when the server is killed and restarted the daemon reconnects and keeps training")
     func liveReconnect() throws {
         let ws = try RunCommandTests.Workspace(clips: [], extraConfig: "[sources]\nlive_timeout = 2.0\nbackoff_initial = 0.5\nbackoff_max = 2.0")
@@ -86,14 +108,14 @@ struct DaemonLifecycleTests {
         let serverArgs = LiveStreamArguments.server(to: "\(url)?pkt_size=1316")
         var server: BackgroundProcess? = try BackgroundProcess("ffmpeg", serverArgs)
         let daemon = try DaemonProcess(try daemonBinary(), ws.arguments(["--stream", url]), logDirectory: ws.root, name: "live")
-        #expect(daemon.waitFor(seconds: 120) { $0.contains("live source connected") && lastLoggedStep($0) >= 20 })
-        let before = lastLoggedStep(daemon.stderr)
+        #expect(daemon.waitForStatus(in: ws.state, seconds: 120) { $0.step >= 20 && ($0.live.first?["connected"] as? Bool) == true })
+        let before = DaemonStatus(stateDirectory: ws.state)?.step ?? 0
         server?.kill()
         server = nil
         #expect(daemon.waitFor(seconds: 30) { $0.contains("reconnecting") })
         server = try BackgroundProcess("ffmpeg", serverArgs)
-        #expect(daemon.waitFor(seconds: 90) { $0.contains("connection=1") || $0.contains("connection=2") || $0.contains("connection=3") })
-        #expect(daemon.waitFor(seconds: 120) { lastLoggedStep($0) >= before + 20 }, "training did not continue after the reconnect")
+        #expect(daemon.waitForStatus(in: ws.state, seconds: 90) { ($0.live.first?["connections"] as? Int ?? 0) >= 2 && ($0.live.first?["connected"] as? Bool) == true })
+        #expect(daemon.waitForStatus(in: ws.state, seconds: 120) { $0.step >= before + 20 }, "training did not continue after the reconnect")
         daemon.signal(SIGTERM)
         #expect(daemon.wait(seconds: 60)?.status == 0)
         server?.kill()

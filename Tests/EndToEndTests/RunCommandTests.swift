@@ -28,13 +28,14 @@ struct RunCommandTests {
         var state: URL { root.appendingPathComponent("state") }
         var config: URL { root.appendingPathComponent("small.toml") }
 
-        init(clips: [String], extraConfig: String = "") throws {
+        /// `topLevel` goes before the config's tables (keys such as `grace_seconds`), `extraConfig` after.
+        init(clips: [String], topLevel: String = "", extraConfig: String = "") throws {
             root = try makeTemporaryDirectory("ssl-run")
             try FileManager.default.createDirectory(at: root.appendingPathComponent("media"), withIntermediateDirectories: true)
             for clip in clips {
                 try FileManager.default.copyItem(atPath: sampleClip(clip), toPath: root.appendingPathComponent("media/\(clip)").path)
             }
-            try (RunCommandTests.smallConfig + "\n" + extraConfig).write(to: root.appendingPathComponent("small.toml"), atomically: true, encoding: .utf8)
+            try (topLevel + "\n" + RunCommandTests.smallConfig + "\n" + extraConfig).write(to: root.appendingPathComponent("small.toml"), atomically: true, encoding: .utf8)
         }
 
         func arguments(_ extra: [String]) -> [String] {
@@ -91,7 +92,7 @@ struct RunCommandTests {
         let ws = try Workspace(clips: ["h264_aac.mp4", "video_only.mp4"])
         defer { removeTemporaryDirectory(ws.root) }
         let first = try DaemonProcess(try daemonBinary(), ws.arguments(["--epochs", "50"]), logDirectory: ws.root, name: "first")
-        #expect(first.waitFor(seconds: 120) { lastLoggedStep($0) >= 20 })
+        #expect(first.waitForStatus(in: ws.state, seconds: 120) { $0.step >= 20 })
         first.signal(SIGTERM)
         let ended = first.wait(seconds: 60)
         #expect(ended?.status == 0 && ended?.signalled == false, "\(first.stderr.suffix(1500))")

@@ -236,11 +236,42 @@ public final class DaemonProcess: @unchecked Sendable {
         return false
     }
 
+    /// Waits until the daemon's `status.json` in `stateDirectory` satisfies `predicate`, or
+    /// `seconds` pass (or the process exits).
+    public func waitForStatus(in stateDirectory: URL, seconds: Double, _ predicate: (DaemonStatus) -> Bool) -> Bool {
+        let deadline = monotonicSeconds() + seconds
+        while monotonicSeconds() < deadline {
+            if let status = DaemonStatus(stateDirectory: stateDirectory), status.pid == pid, predicate(status) { return true }
+            if !process.isRunning { return false }
+            usleep(100_000)
+        }
+        return false
+    }
+
     deinit {
         if process.isRunning {
             Glibc.kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+    }
+}
+
+/// A running daemon's `status.json` (the fields tests look at).
+public struct DaemonStatus {
+    public let json: [String: Any]
+    public var pid: Int32 { (json["pid"] as? Int).map(Int32.init) ?? -1 }
+    public var state: String { json["state"] as? String ?? "" }
+    public var step: Int { json["step"] as? Int ?? -1 }
+    public var filesOK: Int { (json["files"] as? [String: Int])?["ok"] ?? 0 }
+    public var filesBad: Int { (json["files"] as? [String: Int])?["bad"] ?? 0 }
+    /// Per live source: connected, connections, frames.
+    public var live: [[String: Any]] { json["live"] as? [[String: Any]] ?? [] }
+
+    public init?(stateDirectory: URL) {
+        guard let data = FileManager.default.contents(atPath: stateDirectory.appendingPathComponent("status.json").path),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
+        json = object
     }
 }
 

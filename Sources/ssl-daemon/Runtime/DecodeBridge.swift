@@ -67,3 +67,66 @@ enum DecodeBridge {
         }
     }
 }
+
+/// A source's id: a hash of its path or URL (24 bits, so checkpoints store it exactly as float32),
+/// the same in every run and every epoch. Masking and batch spreading use it; a rare collision
+/// only merges two sources.
+enum SourceID {
+    static func of(_ key: String) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 {
+            h ^= UInt64(byte)
+            h = h &* 0x100_0000_01b3
+        }
+        return Int(h & 0xFF_FFFF)
+    }
+}
+
+/// One source's pairing stage fed with decoded items: frames as they come, audio through its
+/// log-mel stream. `segmentOffset` moves every item into its own stretch of timeline (a file's
+/// epoch), so nothing pairs across two readings.
+struct SourcePairing {
+    private var stage: PairingStage
+    private var mel: DecodeBridge.MelStream
+    private let source: Int
+    private let segmentOffset: Int
+
+    init(source: Int, config: DaemonConfig, seedOffset: UInt64 = 0, segmentOffset: Int = 0) {
+        self.source = source
+        self.segmentOffset = segmentOffset
+        stage = PairingStage(source: source, config: config.pairing, seed: UInt64(config.seed) &+ UInt64(source) &* 7919 &+ seedOffset)
+        // The config's validation checked these log-mel parameters.
+        mel = DecodeBridge.MelStream(spectrogram: try! LogMelSpectrogram(options: config.logMelOptions), source: source)
+    }
+
+    /// The examples `item` completes (only frames complete any).
+    mutating func ingest(_ item: MediaItem) -> [TrainingExample] {
+        switch item {
+        case .video(let f):
+            var frame = DecodeBridge.frame(f, source: source)
+            frame.segment += segmentOffset
+            return stage.ingest(frame)
+        case .audio(let chunk):
+            if var m = mel.append(chunk) {
+                m.segment += segmentOffset
+                stage.ingest(m)
+            }
+            return []
+        case .segmentBoundary:
+            return []
+        }
+    }
+}
+
+extension DaemonConfig {
+    /// How sources decode: the encoder's input size and rate, audio for log-mel, timeouts.
+    func decodeOptions(live: Bool) -> DecodeOptions {
+        var o = DecodeOptions()
+        o.video = videoOptions
+        o.audio = AudioOptions(sampleRate: sampleRate, chunkSamples: sampleRate / 10)
+        o.decoderThreads = decoderThreads
+        o.ioTimeout = liveTimeout
+        o.fileTimeout = fileTimeout
+        return o
+    }
+}

@@ -1,10 +1,7 @@
 import DaemonRuntime
 import ArgumentParser
 import Foundation
-import Glibc
 import Logging
-import ServiceLifecycle
-import UnixSignals
 import StreamDecode
 import TemporalContrast
 
@@ -111,6 +108,7 @@ struct Run: ParsableCommand {
     }
 
     private func serve() async throws {
+        let signals = await ShutdownSignals.trap()
         let (config, limits): (DaemonConfig, RunLimits)
         do { (config, limits) = try effectiveConfig() } catch {
             FileHandle.standardError.write(Data("ssl-daemon run: \(error)\n".utf8))
@@ -128,34 +126,22 @@ struct Run: ParsableCommand {
         }
         FFmpegLogLevel.quiet.apply()
         let logger = Logger(label: "ssl-daemon")
-        let pipeline: TrainingPipeline
+        let daemon: Daemon
         do {
-            pipeline = try TrainingPipeline(config: config, limits: limits, logger: logger, notifier: SystemdNotifier())
+            daemon = try Daemon(config: config, limits: limits, logger: logger, notifier: SystemdNotifier())
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
-        let result = SummaryBox()
-        let service = DaemonService(pipeline: pipeline, result: result)
-        var groupConfig = ServiceGroupConfiguration(
-            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-            logger: logger)
-        // The first SIGTERM/SIGINT shuts down gracefully; a second one (see DaemonService), or the
-        // grace time running out, exits at once (checkpoints are atomic, so the last one is intact).
-        groupConfig.gracefulShutdownSignals = [.sigterm, .sigint]
-        groupConfig.maximumGracefulShutdownDuration = .milliseconds(Int64(config.graceSeconds * 1000))
-        try await ServiceGroup(configuration: groupConfig).run()
-        guard let summary = result.summary else { throw ExitCode(1) }
+        let summary = try await daemon.run(signals: signals)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let line = (try? encoder.encode(summary)).map { String(decoding: $0, as: UTF8.self) } ?? #"{"error":"summary could not be encoded"}"#
         FileHandle.standardOutput.write(Data((line + "\n").utf8))
         if let failure = summary.checkpoint_error {
             logger.critical("final checkpoint not written: what was learned since the last durable checkpoint is lost", metadata: ["error": "\(failure)"])
+            throw ExitCode(1)
         }
-        // Everything is durable by now (final checkpoint written, ledger fsynced). Exit explicitly
-        // so no lingering source or BLAS thread can keep the process alive past its summary.
-        Glibc.exit(summary.checkpoint_error == nil ? 0 : 1)
     }
 }
 
@@ -165,49 +151,6 @@ final class RunOutcome: @unchecked Sendable {
     var error: Error? {
         get { lock.withLock { value } }
         set { lock.withLock { value = newValue } }
-    }
-}
-
-final class SummaryBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: RunSummary?
-    var summary: RunSummary? {
-        get { lock.withLock { value } }
-        set { lock.withLock { value = newValue } }
-    }
-}
-
-/// Bridges the blocking pipeline (its own threads) into swift-service-lifecycle.
-struct DaemonService: Service {
-    let pipeline: TrainingPipeline
-    let result: SummaryBox
-
-    func run() async throws {
-        let pipeline = self.pipeline, result = self.result
-        await withTaskCancellationHandler {
-            await withGracefulShutdownHandler {
-                await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                    let thread = Thread {
-                        result.summary = pipeline.run()
-                        done.resume()
-                    }
-                    thread.name = "trainer"
-                    thread.start()
-                }
-            } onGracefulShutdown: {
-                pipeline.logger.notice("shutting down: finishing the step and writing a checkpoint")
-                pipeline.requestStop()
-                Task {
-                    for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
-                        FileHandle.standardError.write(Data("ssl-daemon: second signal: exiting now\n".utf8))
-                        _exit(1)
-                    }
-                }
-            }
-        } onCancel: {
-            FileHandle.standardError.write(Data("ssl-daemon: second signal or grace time exceeded: exiting now\n".utf8))
-            _exit(1)
-        }
     }
 }
 

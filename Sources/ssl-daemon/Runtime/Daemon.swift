@@ -1,0 +1,161 @@
+import DaemonRuntime
+import Foundation
+import Glibc
+import Logging
+import ServiceLifecycle
+import StreamDecode
+import Synchronization
+import TemporalContrast
+
+/// The JSON line printed at exit.
+struct RunSummary: Encodable {
+    struct Pairs: Encodable, Sendable { var temporal = 0, tracked = 0, audio_video = 0 }
+    struct Files: Encodable, Sendable { var ok = 0, bad = 0, failed = 0 }
+    var steps: Int
+    var pairs: Pairs
+    var files: Files
+    var loss_first: Double?
+    var loss_last: Double?
+    var checkpoint: String?
+    var dropped_frames: Int
+    var skipped_updates: Int
+    /// Examples trained on in this run (a step may take fewer than the batch when a kind is short).
+    var pairs_trained: Int
+    /// Checkpoint writes that failed (each was retried); the last one's error when the final
+    /// checkpoint failed, in which case the run exits 1.
+    var checkpoint_failures: Int
+    var checkpoint_error: String?
+    /// Set when training stopped because the parameters stopped being finite.
+    var diverged: Bool
+}
+
+/// The running daemon: its services, built from the config, in start order. A `ServiceGroup`
+/// shuts them down in reverse: the systemd reporter says STOPPING, the sources stop, the trainer
+/// finishes its step, and the checkpoint service writes the final checkpoint last.
+///
+/// ```
+///  DirectoryWatcher ─► FileSource ──┐
+///                                   ├─► ExampleExchange ─► Trainer ─► CheckpointService
+///  LiveSource (one per URL) ────────┘
+/// ```
+/// In deterministic mode a `LockstepDriver` runs the watcher, file source and trainer on one
+/// thread instead of their three services.
+final class Daemon: Sendable {
+    let config: DaemonConfig
+    private let logger: Logger
+    /// Held for the life of the daemon: no second one may use this state directory.
+    private let stateLock: StateDirectory
+    private let statistics = RunStatistics()
+    private let checkpoints: CheckpointService
+    private let trainer: Trainer
+    private let services: [any Service]
+
+    init(config: DaemonConfig, limits: RunLimits, logger: Logger, notifier: SystemdNotifier?) throws(DaemonError) {
+        self.config = config
+        self.logger = logger
+        do { stateLock = try StateDirectory(path: config.stateDir) } catch { throw .stateDirectory(error) }
+        let ledger: Ledger
+        do { ledger = try Ledger(stateDirectory: stateLock.url) } catch { throw .ledger(error) }
+        checkpoints = CheckpointService(stateDirectory: stateLock.url, ledger: ledger, config: config, logger: logger, statistics: statistics)
+        let learner = Learner(config: config.learnerConfig)
+        let resumed = try checkpoints.resume(into: learner, stateDirectory: stateLock.url)
+        let exchange = ExampleExchange(
+            buffer: resumed.buffer ?? ReplayBuffer(byteLimit: config.pairing.bufferBytes), progress: resumed.progress,
+            backpressureUnseen: 4 * config.batch, statistics: statistics)
+        let checkpoints = self.checkpoints, statistics = self.statistics
+        let trainer = Trainer(
+            learner: learner, rng: resumed.rng ?? RandomSource(seed: UInt64(config.seed) &+ 0x5EED), config: config, limits: limits,
+            exchange: exchange, checkpoints: checkpoints, statistics: statistics, logger: logger)
+        checkpoints.setFinalSnapshot { trainer.diverged ? nil : trainer.snapshot(includeBuffer: true) }
+
+        let group = Shared<ServiceGroup?>(nil)
+        let requestShutdown: @Sendable () async -> Void = { await group.value?.triggerGracefulShutdown() }
+        var services: [any Service] = [checkpoints]
+        let files = config.watch.isEmpty ? nil : FileSource(
+            config: config, limits: limits, ledger: ledger, exchange: exchange, resume: resumed.progress, statistics: statistics, logger: logger)
+        let watcher = files.map { DirectoryWatcher(config: config, limits: limits, files: $0, logger: logger) }
+        if config.deterministic, let files, let watcher {
+            let driver = LockstepDriver(config: config, limits: limits, watcher: watcher, files: files, trainer: trainer, exchange: exchange)
+            services.append(LockstepService(driver: driver, requestShutdown: requestShutdown))
+        } else {
+            services.append(TrainerService(trainer: trainer, requestShutdown: requestShutdown))
+            if let files, let watcher {
+                services.append(FileSourceService(files: files))
+                services.append(DirectoryWatcherService(watcher: watcher))
+            }
+            for (i, url) in config.streams.enumerated() {
+                services.append(LiveSourceService(live: LiveSource(location: url, index: i, config: config, exchange: exchange, statistics: statistics, logger: logger)))
+            }
+        }
+        let liveSources = services.compactMap { ($0 as? LiveSourceService)?.live }
+        let statusOf: @Sendable (String) -> RunStatus = { state in
+            let s = statistics
+            return RunStatus(
+                pid: getpid(), state: state, step: trainer.publishedStep.load(ordering: .relaxed),
+                pairs_trained: s.pairsTrained.load(ordering: .relaxed), pairs: s.pairs, files: s.files,
+                dropped_frames: s.droppedFrames.load(ordering: .relaxed), checkpoint: checkpoints.lastCheckpoint?.path,
+                checkpoint_failures: s.checkpointFailures.load(ordering: .relaxed),
+                live: liveSources.map { live in
+                    let l = live.statistics
+                    return RunStatus.Live(url: MediaSource.redacted(live.location), connected: l.connected.load(ordering: .relaxed),
+                                          connections: l.connections.load(ordering: .relaxed), frames: l.frames.load(ordering: .relaxed),
+                                          dropped_frames: l.droppedFrames.load(ordering: .relaxed))
+                },
+                updated: ISO8601DateFormatter().string(from: Date()))
+        }
+        services.append(StatusReporter(notifier: notifier, trainer: trainer, statistics: statistics,
+                                       statusFile: stateLock.url.appendingPathComponent("status.json"), status: statusOf))
+        self.services = services
+        self.trainer = trainer
+        self.group = group
+    }
+
+    private let group: Shared<ServiceGroup?>
+
+    /// Runs every service until the work is done (`--once`, `--max-steps`) or a signal, and
+    /// returns the summary once the last service (the final checkpoint) has finished.
+    func run(signals: ShutdownSignals) async throws -> RunSummary {
+        ComputeThreads.configure(config.computeThreads)
+        logger.info("starting", metadata: [
+            "watch": "\(config.watch)", "streams": "\(config.streams.map(MediaSource.redacted))", "step": "\(trainer.learner.step)",
+            "compute_threads": "\(config.computeThreads)", "blas_core": "\(ComputeThreads.blasCore)",
+        ])
+        var groupConfig = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
+            logger: logger)
+        // Signals are `signals`' (trapped before the group exists). The grace time running out
+        // cancels the group, and a cancelled service exits at once (see `exitingOnCancel`).
+        groupConfig.maximumGracefulShutdownDuration = .milliseconds(Int64(config.graceSeconds * 1000))
+        let serviceGroup = ServiceGroup(configuration: groupConfig)
+        group.value = serviceGroup
+        await signals.attach(serviceGroup)
+        try await serviceGroup.run()
+        return summary
+    }
+
+    var summary: RunSummary {
+        let s = statistics, learner = trainer.learner
+        let losses = trainer.lossSummary
+        let finalWritten = checkpoints.finalWritten, diverged = trainer.diverged
+        return RunSummary(
+            steps: learner.step,
+            pairs: s.pairs, files: s.files,
+            loss_first: losses.first, loss_last: losses.last,
+            checkpoint: checkpoints.lastCheckpoint?.path, dropped_frames: s.droppedFrames.load(ordering: .relaxed),
+            skipped_updates: learner.skippedUpdates, pairs_trained: s.pairsTrained.load(ordering: .relaxed),
+            checkpoint_failures: s.checkpointFailures.load(ordering: .relaxed),
+            checkpoint_error: finalWritten ? nil : diverged ? "training diverged: no checkpoint written" : (checkpoints.lastError ?? "final checkpoint not written"),
+            diverged: diverged)
+    }
+}
+
+/// Lockstep mode's one thread, in the trainer's place in the group.
+struct LockstepService: Service {
+    let driver: LockstepDriver
+    let requestShutdown: @Sendable () async -> Void
+
+    func run() async throws {
+        let driver = self.driver
+        await runBlockingService(name: "trainer", stop: { driver.stop() }, finished: requestShutdown) { driver.loop() }
+    }
+}

@@ -1,0 +1,129 @@
+import DaemonRuntime
+import Foundation
+import TemporalContrast
+
+/// Where a file's reading stopped: which epoch, and how many decoded items (frames, audio chunks,
+/// boundaries) pairing has consumed. Saved in checkpoints; a resumed file replays its first
+/// `items` through pairing (rebuilding the stage's state) without delivering them again.
+struct FileProgress: Codable, Equatable, Sendable {
+    var epoch: Int
+    var items: Int
+}
+
+/// The only state sources and the trainer share: the replay buffer and each file's progress,
+/// changed together under one lock, so a checkpoint never sees examples without the file
+/// position they came from (or the reverse).
+///
+/// Files deliver with backpressure (they wait while too many examples are untrained: nothing from
+/// a file is lost); live sources never wait (their own queue drops the oldest frames instead).
+/// Each source registers as a producer and says whether it is active; the trainer reads that to
+/// know when partial batches are all it will get, and when a batch job is over.
+final class ExampleExchange: Sendable {
+    enum ProducerState: Sendable {
+        /// Has or may soon have examples (a live stream, a file source with files queued).
+        case active
+        /// Nothing to read right now; more may come (a watched directory with nothing new).
+        case idle
+        /// Will deliver nothing more (`--once` and every file read).
+        case finished
+    }
+
+    private struct State {
+        var buffer: ReplayBuffer
+        var progress: [String: FileProgress]
+        var producers: [String: ProducerState] = [:]
+    }
+
+    private let monitor: Monitor<State>
+    private let statistics: RunStatistics
+    /// Files wait while this many delivered examples have not been trained on yet.
+    let backpressureUnseen: Int
+
+    init(buffer: ReplayBuffer, progress: [String: FileProgress], backpressureUnseen: Int, statistics: RunStatistics) {
+        monitor = Monitor(State(buffer: buffer, progress: progress))
+        self.backpressureUnseen = backpressureUnseen
+        self.statistics = statistics
+    }
+
+    // MARK: Producers
+
+    func setProducer(_ name: String, _ state: ProducerState) {
+        monitor.update { $0.producers[name] = state }
+    }
+
+    /// No producer is active: what the buffer holds is all there is for now.
+    var producersQuiet: Bool { monitor.withLock { Self.quiet($0) } }
+
+    private static func quiet(_ s: State) -> Bool { s.producers.values.allSatisfy { $0 != .active } }
+    private static func finished(_ s: State) -> Bool { s.producers.values.allSatisfy { $0 == .finished } }
+
+    // MARK: Delivery
+
+    /// Adds `examples` to the replay buffer and records `position` (the file position they came
+    /// from) in the same lock hold. With `waitForRoom`, waits first while the buffer holds
+    /// `backpressureUnseen` untrained examples, unless `cancelled()` (checked at each wake-up;
+    /// whoever sets it calls `wakeAll()`). A cancelled wait still delivers: the position and its
+    /// examples stay together, and the final checkpoint holds both.
+    func deliver(_ examples: [TrainingExample], position: (path: String, progress: FileProgress)? = nil,
+                 waitForRoom: Bool, cancelled: () -> Bool = { false }) {
+        let room: (State) -> Bool = { s in examples.isEmpty || !waitForRoom || cancelled() || s.buffer.unseen < self.backpressureUnseen }
+        monitor.wait(for: room) { s in
+            if let position { s.progress[position.path] = position.progress }
+            for e in examples {
+                s.buffer.insert(e)
+                statistics.countProduced(e.kind)
+            }
+        }
+        if !examples.isEmpty { monitor.wakeAll() }
+    }
+
+    /// Whether a file source delivering now would have to wait (lockstep trains instead).
+    var isBackpressured: Bool { monitor.withLock { $0.buffer.unseen >= backpressureUnseen } }
+
+    /// Changes per-file progress alone (an epoch finished, a file failed).
+    func updateProgress(_ body: (inout [String: FileProgress]) -> Void) {
+        monitor.update { body(&$0.progress) }
+    }
+
+    // MARK: Drawing
+
+    /// What `draw` found.
+    enum Draw {
+        case batch([TrainingExample])
+        /// Too little to train on; `finished` when no producer will deliver more.
+        case starved(finished: Bool)
+    }
+
+    /// A batch for one step: `size` examples drawn by `mix` (each used at most `maxUses` times)
+    /// once that many are available; fewer (at least 2) when no producer is active, or when
+    /// `acceptPartial`. Waits up to `timeout` seconds for data when there is too little.
+    func draw(size: Int, mix: PairMix, maxUses: Int, rng: inout RandomSource, acceptPartial: Bool = false,
+              timeout: Double, cancelled: () -> Bool) -> Draw {
+        let enough: (State) -> Bool = { s in
+            let available = s.buffer.available(maxUses: maxUses)
+            return cancelled() || available >= size || ((acceptPartial || Self.quiet(s)) && available >= 2) || Self.finished(s)
+        }
+        let result: Draw = monitor.wait(until: Date().addingTimeInterval(timeout), for: enough) { s in
+            let available = s.buffer.available(maxUses: maxUses)
+            guard available >= size || ((acceptPartial || Self.quiet(s)) && available >= 2) else {
+                return .starved(finished: Self.finished(s))
+            }
+            // Only kinds the mix gives no share may be left: that is starving too.
+            let examples = s.buffer.sample(size, mix: mix, rng: &rng, maxUses: maxUses)
+            return examples.count >= 2 ? .batch(examples) : .starved(finished: Self.finished(s))
+        }
+        // Files waiting on backpressure may go on.
+        if case .batch = result { monitor.wakeAll() }
+        return result
+    }
+
+    func wakeAll() { monitor.wakeAll() }
+
+    // MARK: Checkpoints
+
+    /// Progress and (for a full checkpoint) the replay buffer, with `alongside` evaluated in the
+    /// same lock hold (the ledger's staged epochs), so all three describe one moment.
+    func snapshot<T>(includeBuffer: Bool, alongside: () -> T) -> (progress: [String: FileProgress], buffer: ReplayBuffer?, T) {
+        monitor.withLock { s in (s.progress, includeBuffer ? s.buffer : nil, alongside()) }
+    }
+}

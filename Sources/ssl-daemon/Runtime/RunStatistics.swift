@@ -1,0 +1,54 @@
+import Glibc
+import Synchronization
+import TemporalContrast
+
+/// Counters that many stages bump and the summary, the systemd reporter (and later the metrics
+/// endpoint) read: atomics, so no stage takes another stage's lock to report.
+final class RunStatistics: Sendable {
+    let temporalPairs = Atomic<Int>(0)
+    let trackedPairs = Atomic<Int>(0)
+    let audioVideoPairs = Atomic<Int>(0)
+    let filesOK = Atomic<Int>(0)
+    let filesBad = Atomic<Int>(0)
+    /// Failures that may pass (permission, I/O): each one is retried.
+    let filesFailed = Atomic<Int>(0)
+    /// Frames live sources dropped at their hand-off (the reader never waits for pairing).
+    let droppedFrames = Atomic<Int>(0)
+    /// Examples the trainer took into steps.
+    let pairsTrained = Atomic<Int>(0)
+    let checkpointFailures = Atomic<Int>(0)
+
+    var pairs: RunSummary.Pairs {
+        .init(temporal: temporalPairs.load(ordering: .relaxed), tracked: trackedPairs.load(ordering: .relaxed),
+              audio_video: audioVideoPairs.load(ordering: .relaxed))
+    }
+
+    var files: RunSummary.Files {
+        .init(ok: filesOK.load(ordering: .relaxed), bad: filesBad.load(ordering: .relaxed), failed: filesFailed.load(ordering: .relaxed))
+    }
+
+    func countProduced(_ kind: PairKind) {
+        switch kind {
+        case .temporal: temporalPairs.add(1, ordering: .relaxed)
+        case .tracked: trackedPairs.add(1, ordering: .relaxed)
+        case .audioVideo: audioVideoPairs.add(1, ordering: .relaxed)
+        }
+    }
+}
+
+/// A monotonic instant shared between threads, as nanoseconds of `ContinuousClock`-like uptime
+/// (CLOCK_MONOTONIC): a heartbeat one thread sets and another reads.
+final class Heartbeat: Sendable {
+    private let nanoseconds = Atomic<Int64>(Heartbeat.now)
+
+    static var now: Int64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
+    }
+
+    func beat() { nanoseconds.store(Self.now, ordering: .relaxed) }
+
+    /// Seconds since the last beat.
+    var age: Double { Double(Self.now - nanoseconds.load(ordering: .relaxed)) / 1e9 }
+}
