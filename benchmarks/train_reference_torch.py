@@ -11,7 +11,8 @@ timed on random inputs so it can be compared with the Swift trainer:
 - One step: EMA update of the key encoder (k = 0.99 k + 0.01 q, no_grad),
   q = f_q(anchors), k = f_k(positives) under no_grad,
   logits = cat([q.k, q @ queue.T]) / 0.1, cross-entropy with label 0,
-  SGD(lr 0.03, momentum 0.9, wd 1e-4), then enqueue k (FIFO, 4096 x 128).
+  SGD(lr 0.03, momentum 0.9, wd 1e-4 on conv and linear weights, none on
+  GroupNorm parameters and biases), then enqueue k (FIFO, 4096 x 128).
 
 Data is generated once before timing; only the timed steps are inside the
 perf_counter window. The last stdout line is JSON:
@@ -114,8 +115,12 @@ def main():
 
     model = MoCo()
     model.train()
-    opt = torch.optim.SGD(model.encoder_q.parameters(), lr=0.03, momentum=0.9,
-                          weight_decay=1e-4)
+    # Weight decay on weights only, as the daemon's SGD does (norm scales and biases are 1-d).
+    params = list(model.encoder_q.parameters())
+    opt = torch.optim.SGD([
+        {"params": [p for p in params if p.dim() > 1], "weight_decay": 1e-4},
+        {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0},
+    ], lr=0.03, momentum=0.9)
     # Inputs generated once, outside the timed region.
     anchors = torch.randn(args.batch, 3, IMAGE, IMAGE)
     positives = torch.randn(args.batch, 3, IMAGE, IMAGE)

@@ -1,22 +1,40 @@
-/// The reference MoCo workload that benchmarks compare against (keep this definition exact):
-/// the `reference` video encoder with its 256→256→128 projector and L2 normalisation, 64×64 RGB
-/// inputs, batch 64 pairs, key-encoder momentum 0.99 (updated before computing keys), a queue of
-/// 4096 keys, temperature 0.1, SGD lr 0.03, momentum 0.9, weight decay 1e-4.
+/// The reference MoCo workload that benchmarks compare against (keep this definition exact, and
+/// `benchmarks/train_reference_torch.py` with it): the `reference` video encoder with its
+/// 256→256→128 projector and L2 normalisation, 64×64 RGB inputs, batch 64 pairs, key-encoder
+/// momentum 0.99 (updated before computing keys), a queue of 4096 keys, temperature 0.1, SGD lr 0.03
+/// (no warm-up), momentum 0.9, weight decay 1e-4 on conv and linear weights (not on norms or
+/// biases), no gradient clipping, no audio encoder.
+///
+/// It is a preset of the daemon's `Learner`: `bench train` times the same code the daemon trains
+/// with.
 public enum ReferenceWorkload {
     public static let batch = 64
     public static let imageSize = 64
     public static let queueSize = 4096
 
-    /// A trainer configured as the reference workload.
-    public static func makeTrainer(seed: UInt64) -> MoCoTrainer {
-        var rng = RandomSource(seed: seed)
-        let network = EmbeddingNetwork(architecture: .reference, rng: &rng)
-        let queue = KeyQueue(randomCapacity: queueSize, dimension: network.head.output, rng: &rng)
-        return MoCoTrainer(
-            query: network, queue: queue, loss: MoCoLoss(temperature: 0.1),
-            optimizer: SGD(momentum: 0.9, weightDecay: 1e-4, decayAll: true),
-            schedule: WarmupConstantSchedule(baseRate: 0.03), momentum: 0.99)
+    /// The learner settings of the reference workload.
+    public static func config(seed: UInt64) -> LearnerConfig {
+        var c = LearnerConfig()
+        c.video = .reference
+        c.hidden = 256
+        c.embedding = 128
+        c.objective = .moco
+        c.temperature = 0.1
+        c.queue = queueSize
+        c.keyMomentum = 0.99
+        c.audioWeight = 0
+        c.optimizer = .sgd
+        c.learningRate = 0.03
+        c.momentum = 0.9
+        c.weightDecay = 1e-4
+        c.warmupSteps = 0
+        c.maxGradientNorm = 0
+        c.seed = seed
+        return c
     }
+
+    /// A learner configured as the reference workload.
+    public static func makeLearner(seed: UInt64) -> Learner { Learner(config: config(seed: seed)) }
 
     /// Multiply-add FLOPs (2 per MAC) of one pair of one step, counted as the PyTorch script in
     /// benchmarks/ counts them: query forward, query backward (2× except the first conv, which needs

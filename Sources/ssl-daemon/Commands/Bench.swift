@@ -120,17 +120,20 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         ComputeThreads.configure(threads)
-        let trainer = ReferenceWorkload.makeTrainer(seed: seed)
+        let learner = ReferenceWorkload.makeLearner(seed: seed)
         var rng = RandomSource(seed: seed &+ 1)
         let shape = [ReferenceWorkload.batch, ReferenceWorkload.imageSize, ReferenceWorkload.imageSize, 3]
         let count = shape.reduce(1, *)
         let anchors = Tensor(shape: shape, storage: (0..<count).map { _ in rng.normal() })
         let positives = Tensor(shape: shape, storage: (0..<count).map { _ in rng.normal() })
-        for _ in 0..<warmup { _ = trainer.train(anchors: anchors, positives: positives) }
+        var batch = Learner.Batch()
+        batch.anchors = anchors
+        batch.positives = positives
+        for _ in 0..<warmup { _ = learner.train(batch) }
         let clock = ContinuousClock()
         let start = clock.now
-        var last: MoCoTrainer.Report?
-        for _ in 0..<steps { last = trainer.train(anchors: anchors, positives: positives) }
+        var last: Learner.Report?
+        for _ in 0..<steps { last = learner.train(batch) }
         let elapsed = start.duration(to: clock.now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         let perStep = seconds / Double(steps)
