@@ -19,7 +19,7 @@ enum LedgerTarget {
         let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).count
         Fuzz.require(parsed.entries.count + parsed.skipped == lines, "\(lines) lines but \(parsed.entries.count) entries and \(parsed.skipped) skipped")
         for e in parsed.entries {
-            Fuzz.require(!e.path.isEmpty && e.epochs >= 0 && (e.status == "ok" || e.status == "bad") && e.mtime.isFinite && (e.step ?? 0) >= 0,
+            Fuzz.require(!e.path.isEmpty && e.epochs >= 0 && e.mtime.isFinite && (e.step ?? 0) >= 0,
                          "parse kept an entry that fails its checks: \(e)")
         }
 
@@ -29,7 +29,7 @@ enum LedgerTarget {
         Fuzz.require(ledger.all == trusted(parsed.entries, upTo: Int.max), "a loaded ledger does not trust the newest entry of each path")
         for e in ledger.all {
             Fuzz.require(ledger.isSettled(e.path, size: e.size, mtime: e.mtime, epochs: e.epochs), "\(e.path): its own newest entry does not settle it")
-            Fuzz.require(ledger.epochsDone(e.path, size: e.size, mtime: e.mtime) == (e.status == "ok" ? e.epochs : 0), "\(e.path): epochsDone disagrees with its entry")
+            Fuzz.require(ledger.epochsDone(e.path, size: e.size, mtime: e.mtime) == (e.status == .ok ? e.epochs : 0), "\(e.path): epochsDone disagrees with its entry")
         }
         let steps: [Int] = parsed.entries.compactMap(\.step).sorted()
         let resumeStep: Int? = steps.isEmpty ? nil : steps[steps.count / 2]
@@ -68,7 +68,7 @@ enum LedgerTarget {
     /// without a step counts as step 0), sorted by path: what `Ledger.all` documents.
     static func trusted(_ entries: [Entry], upTo step: Int) -> [Entry] {
         var newest: [String: Entry] = [:]
-        for e in entries where e.status == "bad" || (e.step ?? 0) <= step { newest[e.path] = e }
+        for e in entries where e.status == .bad || (e.step ?? 0) <= step { newest[e.path] = e }
         return newest.values.sorted { $0.path < $1.path }
     }
 

@@ -66,6 +66,9 @@ extension DaemonConfig {
                 }
                 self[keyPath: path] = out
             case (.strings, _): throw bad("an array of strings")
+            case (.choice(let c), .string(let v)):
+                guard c.set(&self, v) else { throw bad("one of \(c.values.joined(separator: ", ")), not \(DaemonConfig.quoted(v))") }
+            case (.choice(let c), _): throw bad("a string, one of \(c.values.joined(separator: ", "))")
             }
         }
     }
@@ -99,9 +102,6 @@ extension DaemonConfig {
             let name = field.flag.map { "\(field.key) (\($0))" } ?? field.key
             if let x = field.number(in: self), !field.range.contains(x) {
                 throw ConfigError(description: "config: \(name) = \(field.formatted(in: self)) is out of range: valid is \(field.range)")
-            }
-            if case .choice(let values) = field.range, case .string(let p) = field.kind, !values.contains(self[keyPath: p]) {
-                throw ConfigError(description: "config: \(name) = \(field.formatted(in: self)) is not valid: use one of \(values.joined(separator: ", "))")
             }
         }
         func check(_ ok: Bool, _ message: @autoclosure () -> String) throws(ConfigError) {
@@ -145,10 +145,10 @@ extension DaemonConfig {
         // Per image and pass: about 100 floats of activations, im2col columns and gradients per
         // input pixel for the reference encoder (measured from its layer shapes), twice that for
         // resnet-small; up to two images per example.
-        let perPixel = videoArchitecture == "resnet-small" ? 200 : 100
+        let perPixel = videoArchitecture == .resnetSmall ? 200 : 100
         let activations = m(2, batch, side, side, perPixel, 4)
         let head = m(batch, 3, max(projectionHidden, embedding), 4 * 4)
-        let queueBytes = objective == "moco" ? m(queue, embedding, 4) + m(3, batch, queue, 4) : 0
+        let queueBytes = objective == .moco ? m(queue, embedding, 4) + m(3, batch, queue, 4) : 0
         let frame = m(size, size * 16 / 9, 3)
         let live = m(liveQueueFrames, streams.count, frame)
         let parameters = m(max(projectionHidden, embedding), max(projectionHidden, embedding), 4 * 8)

@@ -27,19 +27,19 @@ package struct DaemonConfig: Sendable, Equatable {
     package var melBands = 64
     package var fileTimeout = 60.0
     // [model]
-    package var videoArchitecture = "reference"
-    package var audioArchitecture = "audio"
+    package var videoArchitecture: VideoArchitecture = .reference
+    package var audioArchitecture: AudioArchitecture = .audio
     package var projectionHidden = 256
     package var embedding = 128
     // [objective]
-    package var objective = "moco"
+    package var objective: LearnerConfig.Objective = .moco
     package var temperature = 0.1
     package var queue = 4096
     package var keyMomentum = 0.99
     package var audioWeight = 1.0
     package var maskWindow = 2.0
     // [optimizer]
-    package var optimizer = "sgd"
+    package var optimizer: LearnerConfig.OptimizerKind = .sgd
     package var learningRate = 0.03
     package var sgdMomentum = 0.9
     package var weightDecay = 1e-4
@@ -58,7 +58,7 @@ package struct DaemonConfig: Sendable, Equatable {
     // top level
     package var stateDir = "state"
     package var graceSeconds = 30.0
-    package var logLevel = "info"
+    package var logLevel: LogLevel = .info
     // [pairing], [pairing.mix], [pairing.image], [pairing.audio]
     package var pairing = PairingConfig()
 
@@ -126,6 +126,10 @@ package struct ConfigField: Sendable {
         case string(WritableKeyPath<DaemonConfig, String> & Sendable)
         case bool(WritableKeyPath<DaemonConfig, Bool> & Sendable)
         case strings(WritableKeyPath<DaemonConfig, [String]> & Sendable)
+        /// One of a fixed set of values (an enum; see `ConfigChoice`).
+        case choice(Choice)
+
+        static func choice<E: ConfigChoice>(_ path: WritableKeyPath<DaemonConfig, E> & Sendable) -> Kind { .choice(.of(path)) }
     }
     package let key: String
     package let kind: Kind
@@ -138,7 +142,7 @@ package struct ConfigField: Sendable {
         self.key = key
         self.kind = kind
         self.help = help
-        self.range = range
+        if case .choice(let c) = kind { self.range = .choice(c.values) } else { self.range = range }
         self.flag = flag
     }
 
@@ -148,7 +152,7 @@ package struct ConfigField: Sendable {
         case .int(let p): Double(config[keyPath: p])
         case .double(let p): config[keyPath: p]
         case .float(let p): Double(config[keyPath: p])
-        case .string, .bool, .strings: nil
+        case .string, .bool, .strings, .choice: nil
         }
     }
 
@@ -157,10 +161,11 @@ package struct ConfigField: Sendable {
         switch kind {
         case .int(let p): String(config[keyPath: p])
         case .double(let p): DaemonConfig.number(config[keyPath: p])
-        case .float(let p): DaemonConfig.number(Double(config[keyPath: p]))
+        case .float(let p): DaemonConfig.number(config[keyPath: p])
         case .string(let p): DaemonConfig.quoted(config[keyPath: p])
         case .bool(let p): String(config[keyPath: p])
         case .strings(let p): "[" + config[keyPath: p].map(DaemonConfig.quoted).joined(separator: ", ") + "]"
+        case .choice(let c): DaemonConfig.quoted(c.get(config))
         }
     }
 }
@@ -172,7 +177,7 @@ extension DaemonConfig {
     package static let fields: [ConfigField] = [
         ConfigField("state_dir", .string(\.stateDir), flag: "--state-dir", help: "checkpoints, ledger and logs of this daemon"),
         ConfigField("grace_seconds", .double(\.graceSeconds), .reals(lower: 0, lowerOpen: true, upper: 3600), help: "longest graceful shutdown after SIGTERM/SIGINT"),
-        ConfigField("log_level", .string(\.logLevel), .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"]), help: "least severe level logged"),
+        ConfigField("log_level", .choice(\.logLevel), flag: "--log-level", help: "least severe level logged"),
         ConfigField("sources.watch", .strings(\.watch), flag: "--watch", help: "directories whose media files are learned from"),
         ConfigField("sources.streams", .strings(\.streams), flag: "--stream", help: "live URLs (udp, rtp, tcp, rtsp, rtmp, http/hls, srt) or - for stdin"),
         ConfigField("sources.epochs", .int(\.epochs), .integers(1...1_000_000_000), flag: "--epochs", help: "times each file is read before the ledger marks it done"),
@@ -192,17 +197,17 @@ extension DaemonConfig {
         ConfigField("decode.sample_rate", .int(\.sampleRate), .integers(8_000...48_000), help: "audio resampled to this rate, Hz"),
         ConfigField("decode.mel_bands", .int(\.melBands), .integers(8...256), help: "log-mel bands (25 ms window, 10 ms hop)"),
         ConfigField("decode.file_timeout", .double(\.fileTimeout), .reals(lower: 0, lowerOpen: true, upper: day), help: "longest single blocking read of a local file (a playlist that never ends), seconds"),
-        ConfigField("model.video", .string(\.videoArchitecture), .choice(["reference", "resnet-small"]), help: "video encoder"),
-        ConfigField("model.audio", .string(\.audioArchitecture), .choice(["audio"]), help: "audio encoder over log-mel"),
+        ConfigField("model.video", .choice(\.videoArchitecture), help: "video encoder"),
+        ConfigField("model.audio", .choice(\.audioArchitecture), help: "audio encoder over log-mel"),
         ConfigField("model.projection_hidden", .int(\.projectionHidden), .integers(1...8192), help: "projection head hidden width"),
         ConfigField("model.embedding", .int(\.embedding), .integers(2...4096), help: "projection head output width"),
-        ConfigField("objective.kind", .string(\.objective), .choice(["moco", "infonce", "vicreg"]), help: "objective on image pairs (audio-video pairs always use cross-modal InfoNCE)"),
+        ConfigField("objective.kind", .choice(\.objective), help: "objective on image pairs (audio-video pairs always use cross-modal InfoNCE)"),
         ConfigField("objective.temperature", .double(\.temperature), .reals(lower: 0, lowerOpen: true, upper: 10), help: "softmax temperature of the contrastive losses"),
         ConfigField("objective.queue", .int(\.queue), .integers(1...262_144), help: "MoCo key queue length"),
         ConfigField("objective.key_momentum", .double(\.keyMomentum), .reals(lower: 0, upper: 1, upperOpen: true), help: "EMA momentum of the key encoder"),
         ConfigField("objective.audio_weight", .double(\.audioWeight), .reals(lower: 0, upper: 100), help: "weight of the audio-video loss (0 trains no audio encoder)"),
         ConfigField("objective.mask_window", .double(\.maskWindow), .reals(lower: 0, upper: day), help: "negatives from the same source within this many seconds are masked (likely the same content)"),
-        ConfigField("optimizer.kind", .string(\.optimizer), .choice(["sgd", "adamw"]), help: "optimizer"),
+        ConfigField("optimizer.kind", .choice(\.optimizer), help: "optimizer"),
         ConfigField("optimizer.learning_rate", .double(\.learningRate), .reals(lower: 0, lowerOpen: true, upper: 10), help: "rate after warmup (constant: the stream is open-ended)"),
         ConfigField("optimizer.momentum", .double(\.sgdMomentum), .reals(lower: 0, upper: 1, upperOpen: true), help: "SGD momentum"),
         ConfigField("optimizer.weight_decay", .double(\.weightDecay), .reals(lower: 0, upper: 1), help: "weight decay"),
@@ -251,6 +256,12 @@ extension DaemonConfig {
 
     static func number(_ x: Double) -> String {
         x == x.rounded() && abs(x) < 1e15 ? String(format: "%.1f", x) : String(x)
+    }
+
+    /// A Float as written: the shortest decimal that reads back as the same Float (0.6, not
+    /// 0.6000000238418579, which is what it becomes as a Double).
+    static func number(_ x: Float) -> String {
+        x == x.rounded() && abs(x) < 1e7 ? String(format: "%.1f", Double(x)) : "\(x)"
     }
 
     /// A TOML basic string: quotes, backslashes and control characters escaped, so any value

@@ -12,19 +12,24 @@ import Glibc
 /// learned from it is on disk. Compaction rewrites the file atomically, keeping per path the entries
 /// a retained checkpoint may still need.
 package final class Ledger: @unchecked Sendable {
+    /// A file's outcome: learned from (`ok`, with its epochs done) or not readable as media (`bad`).
+    /// Written as "ok" / "bad"; a line with any other status does not decode and is skipped.
+    package enum Status: String, Codable, Sendable {
+        case ok, bad
+    }
+
     package struct Entry: Codable, Equatable, Sendable {
         package var path: String
         package var size: Int64
         package var mtime: Double
-        /// "ok" or "bad".
-        package var status: String
+        package var status: Status
         package var epochs: Int
         package var reason: String?
         /// The checkpoint step whose durability this entry records (nil for bad files: nothing
         /// was learned from them).
         package var step: Int?
 
-        package init(path: String, size: Int64, mtime: Double, status: String, epochs: Int, reason: String? = nil, step: Int? = nil) {
+        package init(path: String, size: Int64, mtime: Double, status: Status, epochs: Int, reason: String? = nil, step: Int? = nil) {
             self.path = path
             self.size = size
             self.mtime = mtime
@@ -68,7 +73,7 @@ package final class Ledger: @unchecked Sendable {
         let decoder = JSONDecoder()
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
             guard let e = try? decoder.decode(Entry.self, from: Data(line)), !e.path.isEmpty, e.epochs >= 0,
-                e.status == "ok" || e.status == "bad", e.mtime.isFinite, e.step.map({ $0 >= 0 }) ?? true
+                e.mtime.isFinite, e.step.map({ $0 >= 0 }) ?? true
             else {
                 skipped += 1
                 continue
@@ -96,10 +101,10 @@ package final class Ledger: @unchecked Sendable {
 
     /// Bad entries always count; an "ok" entry only up to the resume step (one without a step, from
     /// a ledger written before steps were recorded, counts as step 0).
-    private func isTrusted(_ e: Entry) -> Bool { e.status == "bad" || Self.step(of: e) <= trustedStep }
+    private func isTrusted(_ e: Entry) -> Bool { e.status == .bad || Self.step(of: e) <= trustedStep }
 
     /// The step an entry is ordered by: bad entries and step-less ones are step 0.
-    private static func step(of e: Entry) -> Int { e.status == "bad" ? 0 : e.step ?? 0 }
+    private static func step(of e: Entry) -> Int { e.status == .bad ? 0 : e.step ?? 0 }
 
     /// Epochs finished since the last durable checkpoint: visible to `entry` at once, written to
     /// the file by `commit` once a checkpoint covers them.
@@ -136,12 +141,12 @@ package final class Ledger: @unchecked Sendable {
     /// True when `path` (with this size and mtime) is done or known bad.
     package func isSettled(_ path: String, size: Int64, mtime: Double, epochs: Int) -> Bool {
         guard let e = entry(path), e.size == size, e.mtime == mtime else { return false }
-        return e.status == "bad" || e.epochs >= epochs
+        return e.status == .bad || e.epochs >= epochs
     }
 
     /// Epochs of `path` already done with this size and mtime (0 when changed or unknown).
     package func epochsDone(_ path: String, size: Int64, mtime: Double) -> Int {
-        guard let e = entry(path), e.size == size, e.mtime == mtime, e.status == "ok" else { return 0 }
+        guard let e = entry(path), e.size == size, e.mtime == mtime, e.status == .ok else { return 0 }
         return e.epochs
     }
 

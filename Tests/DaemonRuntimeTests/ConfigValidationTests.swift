@@ -33,6 +33,35 @@ struct ConfigValidationTests {
         #expect(message.contains("valid is") || message.contains("must be"), "\(message)")
     }
 
+    @Test("choice settings are enums: valid names load as cases, others are refused listing every valid one")
+    func choices() throws {
+        let c = try DaemonConfig.load(toml: "log_level = \"debug\"\n[model]\nvideo = \"resnet-small\"\n[objective]\nkind = \"vicreg\"\n[optimizer]\nkind = \"adamw\"", origin: "test")
+        #expect(c.logLevel == .debug && c.videoArchitecture == .resnetSmall && c.objective == .vicreg && c.optimizer == .adamw)
+        for (toml, key, valid) in [
+            ("[objective]\nkind = \"simclr\"", "objective.kind", "moco, infonce, vicreg"),
+            ("[model]\nvideo = \"audio\"", "model.video", "reference, resnet-small"),
+            ("log_level = 3", "log_level", "trace, debug, info, notice, warning, error, critical"),
+        ] {
+            let error = #expect(throws: ConfigError.self) { _ = try DaemonConfig.load(toml: toml, origin: "test") }
+            #expect(error.map { "\($0)".contains("'\(key)'") && "\($0)".contains(valid) } == true, "\(String(describing: error))")
+        }
+    }
+
+    @Test("--print-config prints every number as written: a Float 0.6 is 0.6, and the printed config loads back equal")
+    func numbersAsWritten() throws {
+        let c = try DaemonConfig.load(toml: "[pairing.image]\nflip_probability = 0.6\nbrightness = 0.35\n[objective]\ntemperature = 0.07", origin: "test")
+        let printed = c.toml()
+        #expect(printed.contains("flip_probability = 0.6  #"), "\(printed.split(separator: "\n").filter { $0.contains("flip_probability") })")
+        #expect(printed.contains("brightness = 0.35  #"))
+        #expect(printed.contains("temperature = 0.07  #"))
+        let noisy = printed.split(separator: "\n").filter { line in
+            line.split(separator: "#").first.map { $0.contains("00000") || $0.contains("99999") } ?? false
+        }
+        #expect(noisy.isEmpty, "values printed with float noise: \(noisy)")
+        let reloaded = try DaemonConfig.load(toml: printed, origin: "printed")
+        #expect(reloaded.toml() == printed)
+    }
+
     @Test("cross-key checks: mix all zero, far <= near, patch larger than the frame, backoff cap below its start")
     func crossKey() {
         #expect(Self.problem("[pairing.mix]\ntemporal = 0\ntracked = 0\naudio_video = 0")?.contains("all 0") == true)

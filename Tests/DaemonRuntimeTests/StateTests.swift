@@ -11,7 +11,7 @@ func makeTempDirectory(_ name: String) throws -> URL {
 @Suite("Ledger: torn lines, entries covered by checkpoints, rollback, compaction")
 struct LedgerTests {
     static func ok(_ path: String, epochs: Int, step: Int? = nil) -> Ledger.Entry {
-        Ledger.Entry(path: path, size: 10, mtime: 5, status: "ok", epochs: epochs, step: step)
+        Ledger.Entry(path: path, size: 10, mtime: 5, status: .ok, epochs: epochs, step: step)
     }
 
     @Test("garbled, torn and implausible lines are skipped; good ones load")
@@ -63,7 +63,7 @@ struct LedgerTests {
         for epoch in 1...1500 {
             try ledger.commit([Self.ok("/a", epochs: epoch), Self.ok("/b", epochs: epoch)], step: epoch)
         }
-        try ledger.record(Ledger.Entry(path: "/bad", size: 1, mtime: 1, status: "bad", epochs: 0, reason: "garbage"))
+        try ledger.record(Ledger.Entry(path: "/bad", size: 1, mtime: 1, status: .bad, epochs: 0, reason: "garbage"))
         #expect(ledger.lineCount == 3001)
         #expect(try ledger.compact(oldestRetainedStep: 1498))
         // Per path: the entry before step 1498 and those of 1498...1500; plus the bad file.
@@ -73,7 +73,7 @@ struct LedgerTests {
         #expect(reloaded.epochsDone("/a", size: 10, mtime: 5) == 1498)
         reloaded.trust(upToStep: 1497)
         #expect(reloaded.epochsDone("/b", size: 10, mtime: 5) == 1497)
-        #expect(reloaded.entry("/bad")?.status == "bad")
+        #expect(reloaded.entry("/bad")?.status == .bad)
         #expect(try !reloaded.compact(oldestRetainedStep: 1498))
     }
 }

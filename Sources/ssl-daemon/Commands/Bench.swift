@@ -33,8 +33,8 @@ struct BenchDecode: ParsableCommand {
     @Flag(help: "Also decode and resample the audio stream.")
     var withAudio = false
 
-    @Option(help: "swscale filter: \(VideoOptions.Scaling.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var scaling: String = "bilinear"
+    @Option(help: "swscale filter.")
+    var scaling: VideoOptions.Scaling = .bilinear
 
     @OptionGroup var ffmpegLog: FFmpegLogOption
 
@@ -42,16 +42,13 @@ struct BenchDecode: ParsableCommand {
         if size < 2 { throw ValidationError("--size must be at least 2, got \(size)") }
         if threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
         if `repeat` < 1 { throw ValidationError("--repeat must be at least 1, got \(`repeat`)") }
-        if VideoOptions.Scaling(rawValue: scaling) == nil {
-            throw ValidationError("--scaling must be one of \(VideoOptions.Scaling.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
     }
 
     func run() throws {
         ffmpegLog.apply()
         var options = DecodeOptions()
         if !withAudio { options.audio = nil }
-        options.video = VideoOptions(size: .exact(width: size, height: size), scaling: VideoOptions.Scaling(rawValue: scaling)!)
+        options.video = VideoOptions(size: .exact(width: size, height: size), scaling: scaling)
         options.decoderThreads = threads
         let clock = ContinuousClock()
         let start = clock.now
@@ -97,8 +94,8 @@ struct BenchTrain: ParsableCommand {
         discussion: #"Last line: {"pairs_per_second": P, "ms_per_step": M, "gflops": G}. Compare with benchmarks/train_reference_torch.py."#
     )
 
-    @Option(help: "Workload preset (only 'reference').")
-    var preset: String = "reference"
+    @Option(help: "Workload preset.")
+    var preset: TrainPreset = .reference
 
     @Option(help: "Compute threads (OpenBLAS and our own loops).")
     var threads: Int = 2
@@ -113,7 +110,6 @@ struct BenchTrain: ParsableCommand {
     var seed: UInt64 = 0
 
     func validate() throws {
-        if preset != "reference" { throw ValidationError("--preset must be 'reference', got '\(preset)'") }
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
         if steps < 1 || warmup < 0 { throw ValidationError("--steps must be >= 1 and --warmup >= 0") }
     }

@@ -21,8 +21,8 @@ struct Embed: ParsableCommand {
     @Option(help: "A checkpoint file, or a state directory (its newest valid checkpoint).")
     var from: String
 
-    @Option(help: "Encoder to use: video or audio.")
-    var modality: String = "video"
+    @Option(help: "Encoder to use.")
+    var modality: ExportedEncoder.Modality = .video
 
     @Option(help: "Window length in seconds.")
     var window: Double = 1
@@ -37,7 +37,6 @@ struct Embed: ParsableCommand {
     var media: [String]
 
     func validate() throws {
-        guard ExportedEncoder.Modality(rawValue: modality) != nil else { throw ValidationError("--modality must be video or audio, got '\(modality)'") }
         guard window > 0 && window <= 3600 else { throw ValidationError("--window must be in (0, 3600] seconds") }
         guard out.hasSuffix(".npy") else { throw ValidationError("--out must name a .npy file, got '\(out)'") }
         guard !media.isEmpty else { throw ValidationError("give at least one media file") }
@@ -55,7 +54,7 @@ struct Embed: ParsableCommand {
         let outputs = StagedOutputs()
         do {
             let model = try TrainedModel(from: from)
-            let kind = ExportedEncoder.Modality(rawValue: modality)!
+            let kind = modality
             guard let encoder = model.encoder(kind) else {
                 throw ExportFailure(description: "checkpoint \(model.url.path) has no \(kind.rawValue) encoder")
             }

@@ -52,6 +52,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Lockstep mode (training.deterministic): files only, in path order, decoded on the trainer thread, so a resumed run reproduces an uninterrupted one exactly.")
     var deterministic = false
 
+    @Option(help: "Least severe level logged (log_level).")
+    var logLevel: LogLevel?
+
     @Flag(help: "Print the effective config (defaults filled in) as TOML and exit.")
     var printConfig = false
 
@@ -70,6 +73,7 @@ struct Run: ParsableCommand {
         if let epochs { c.epochs = epochs }
         if let seed { c.seed = seed }
         if deterministic { c.deterministic = true }
+        if let logLevel { c.logLevel = logLevel }
         var limits = RunLimits(once: once, maxSteps: maxSteps)
         if c.watch.isEmpty && c.streams.isEmpty {
             let samples = "samples/clips"
@@ -118,7 +122,7 @@ struct Run: ParsableCommand {
             print(config.toml(), terminator: "")
             return
         }
-        let level = Logger.Level(rawValue: config.logLevel) ?? .info
+        let level = config.logLevel.level
         LoggingSystem.bootstrap { label in
             var h = DaemonLogHandler(label: label)
             h.logLevel = level

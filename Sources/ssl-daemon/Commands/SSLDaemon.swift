@@ -12,14 +12,8 @@ struct SSLDaemon: ParsableCommand {
 
 /// FFmpeg's own stderr chatter; our errors already carry its messages.
 struct FFmpegLogOption: ParsableArguments {
-    @Option(name: .customLong("ffmpeg-log"), help: "FFmpeg's own log level on stderr: \(FFmpegLogLevel.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var level: String = "quiet"
+    @Option(name: .customLong("ffmpeg-log"), help: "FFmpeg's own log level on stderr.")
+    var level: FFmpegLogLevel = .quiet
 
-    func validate() throws {
-        guard FFmpegLogLevel(rawValue: level) != nil else {
-            throw ValidationError("--ffmpeg-log must be one of \(FFmpegLogLevel.allCases.map(\.rawValue).joined(separator: ", ")), got '\(level)'")
-        }
-    }
-
-    func apply() { FFmpegLogLevel(rawValue: level)?.apply() }
+    func apply() { level.apply() }
 }

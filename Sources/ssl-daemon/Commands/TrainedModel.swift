@@ -51,9 +51,7 @@ struct TrainedModel {
         do { config = try DaemonConfig.load(toml: toml, origin: "in checkpoint \(url.path)") } catch {
             throw ExportFailure(description: "\(error)")
         }
-        guard let architecture = BackboneArchitecture(rawValue: config.videoArchitecture) else {
-            throw ExportFailure(description: "checkpoint \(url.path): unknown video architecture '\(config.videoArchitecture)'")
-        }
+        let architecture = config.videoArchitecture.backbone
         self.url = url
         self.file = file
         self.config = config

@@ -1,4 +1,5 @@
 import Foundation
+import DaemonRuntime
 import Logging
 
 /// One line per event on stderr: `LEVEL label: message key=value ...`. Under journald
@@ -34,5 +35,20 @@ struct DaemonLogHandler: LogHandler {
         }
         let line = (journald ? "<\(priority)>" : "") + "\(event.level.rawValue.uppercased()) \(label): \(event.message)" + (fields.isEmpty ? "" : " " + fields) + "\n"
         FileHandle.standardError.write(Data(line.utf8))
+    }
+}
+
+extension LogLevel {
+    /// The swift-log level of the same name.
+    var level: Logger.Level {
+        switch self {
+        case .trace: .trace
+        case .debug: .debug
+        case .info: .info
+        case .notice: .notice
+        case .warning: .warning
+        case .error: .error
+        case .critical: .critical
+        }
     }
 }

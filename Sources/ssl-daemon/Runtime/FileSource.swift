@@ -117,7 +117,7 @@ final class FileSource: Sendable {
             guard !s.pending.isEmpty else { return nil }
             let keys = s.pending.map { url in
                 (resumed: s.resume[url.path] == nil ? 1 : 0,
-                 epochs: ledger.entry(url.path).map { $0.status == "ok" ? $0.epochs : 0 } ?? 0, path: url.path)
+                 epochs: ledger.entry(url.path).map { $0.status == .ok ? $0.epochs : 0 } ?? 0, path: url.path)
             }
             guard let i = keys.indices.min(by: { keys[$0] < keys[$1] }) else { return nil }
             s.busy = true
@@ -131,7 +131,7 @@ final class FileSource: Sendable {
 
     func markBad(_ path: String, size: Int64, mtime: Double, reason: String) {
         logger.warning("bad file skipped", metadata: ["path": "\(path)", "reason": "\(reason)"])
-        do { try ledger.record(Ledger.Entry(path: path, size: size, mtime: mtime, status: "bad", epochs: 0, reason: reason)) } catch {
+        do { try ledger.record(Ledger.Entry(path: path, size: size, mtime: mtime, status: .bad, epochs: 0, reason: reason)) } catch {
             logger.error("ledger not updated", metadata: ["error": "\(error)"])
         }
         statistics.filesBad.add(1, ordering: .relaxed)
@@ -228,7 +228,7 @@ final class FileSource: Sendable {
         exchange.updateProgress { progress in
             progress.removeValue(forKey: path)
             // Written to the ledger file once a checkpoint covers this epoch.
-            ledger.stage(Ledger.Entry(path: path, size: size, mtime: mtime, status: "ok", epochs: epoch + 1))
+            ledger.stage(Ledger.Entry(path: path, size: size, mtime: mtime, status: .ok, epochs: epoch + 1))
         }
         if epoch + 1 < config.epochs {
             change { $0.pending.append(url) }
