@@ -263,4 +263,32 @@ struct PairingTests {
         c.far = 0.2
         #expect(c.validationError()?.contains("pairing.far") == true)
     }
+
+    @Test("one preprocessing contract: augmentation with every random step off equals the evaluation input embed and export use")
+    func preprocessingContract() {
+        var rng = RandomSource(seed: 5)
+        let view = ImageView(width: 48, height: 48, pixels: (0..<(48 * 48 * 3)).map { _ in UInt8(rng.index(below: 256)) })
+        var aug = ImageAugmentation()
+        aug.outputSize = 16
+        aug.cropScale = 1...1
+        aug.cropRatio = 1...1
+        aug.flipProbability = 0
+        aug.jitterProbability = 0
+        aug.grayscaleProbability = 0
+        aug.blurProbability = 0
+        let hwc = aug.apply(view, rng: &rng)
+        let input = EncoderInput.Video(decodeShortSide: 48, fps: 0, side: 16, mean: aug.mean, std: aug.std)
+        let chw = input.evaluationInput(view)
+        #expect(hwc.count == chw.count && chw.count == 3 * 16 * 16)
+        var worst: Float = 0
+        for i in 0..<(16 * 16) { for c in 0..<3 { worst = max(worst, abs(hwc[i * 3 + c] - chw[c * 256 + i])) } }
+        #expect(worst < 1e-5, "largest difference \(worst)")
+        // Normalisation is (pixel / 255 - mean) / std per channel.
+        let flat = ImageView(width: 4, height: 4, pixels: [UInt8](repeating: 200, count: 48))
+        let one = EncoderInput.Video(decodeShortSide: 4, fps: 0, side: 2, mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.5]).evaluationInput(flat)
+        for c in 0..<3 {
+            let expected = (200 / 255 - [Float(0.5), 0.4, 0.3][c]) / [Float(0.2), 0.25, 0.5][c]
+            #expect(abs(one[c * 4] - expected) < 1e-5)
+        }
+    }
 }

@@ -28,6 +28,9 @@ public struct ImageAugmentation: Sendable, Codable, Equatable {
 
     public init() {}
 
+    /// The normalisation this applies last (only `side`, `mean` and `std` of it matter here).
+    private var normalization: EncoderInput.Video { EncoderInput.Video(decodeShortSide: 0, fps: 0, side: outputSize, mean: mean, std: std) }
+
     public struct CropBox: Sendable, Equatable {
         public var x: Int, y: Int, width: Int, height: Int
 
@@ -100,7 +103,7 @@ public struct ImageAugmentation: Sendable, Codable, Equatable {
         if rng.uniform() < jitterProbability { jitter(&img, rng: &rng) }
         if rng.uniform() < grayscaleProbability { toGray(&img) }
         if rng.uniform() < blurProbability { blur(&img, size: size, sigma: rng.uniform(blurSigma.lowerBound, blurSigma.upperBound)) }
-        for i in 0..<(size * size) { for c in 0..<3 { img[i * 3 + c] = (img[i * 3 + c] - mean[c]) / std[c] } }
+        normalization.normalize(&img)
         return img
     }
 

@@ -60,7 +60,7 @@ public struct AudioVisualPairer: Sendable, Equatable {
     /// audio there (a video-only source simply yields none).
     public func audio(for frame: TimedFrame, in timeline: SourceTimeline, rng: inout RandomSource) -> (MelView, centre: Double)? {
         guard timeline.melBands > 0 else { return nil }
-        let frames = max(1, Int((window / timeline.melHop).rounded()))
+        let frames = EncoderInput.Audio.frames(seconds: window, hopSeconds: timeline.melHop)
         let centre = frame.time + (jitter > 0 ? Double(rng.uniform(Float(-jitter), Float(jitter))) : 0)
         let start = centre - Double(frames) * timeline.melHop / 2
         guard let view = timeline.melWindow(start: start, frames: frames, segment: frame.segment) else { return nil }

@@ -56,7 +56,7 @@ struct Embed: ParsableCommand {
             let model = try TrainedModel(from: from)
             let kind = modality
             guard let encoder = model.encoder(kind) else {
-                throw ExportFailure(description: "checkpoint \(model.url.path) has no \(kind.rawValue) encoder")
+                throw DaemonError.checkpoint(model.url, .missingEncoder(kind))
             }
             let outURL = URL(fileURLWithPath: out)
             try outputs.prepare(directory: outURL.deletingLastPathComponent())
@@ -69,7 +69,7 @@ struct Embed: ParsableCommand {
                 let windows = kind == .video
                     ? try VideoWindows.inputs(path, window: window, config: model.config)
                     : try AudioWindows.inputs(path, window: window, config: model.config)
-                guard !windows.isEmpty else { throw ExportFailure(description: "\(path): no \(kind.rawValue) to embed") }
+                guard !windows.isEmpty else { throw DaemonError.media(path, "no \(kind.rawValue) to embed") }
                 let itemSize = encoder.inputShape.reduce(1, *)
                 // Batches bound the encoder's working memory on long inputs.
                 for batch in stride(from: 0, to: windows.count, by: 64) {
@@ -117,7 +117,7 @@ enum VideoWindows {
         options.video = config.videoOptions
         options.audio = nil
         let decoder: MediaDecoder
-        do { decoder = try MediaDecoder(path, options: options) } catch { throw ExportFailure(description: "\(error)") }
+        do { decoder = try MediaDecoder(path, options: options) } catch { throw DaemonError.decode(error) }
         var out: [WindowInput] = []
         var first: Double?
         var best: (index: Int, distance: Double, time: Double, view: ImageView)?
@@ -125,7 +125,7 @@ enum VideoWindows {
         func flush() {
             guard let b = best, let t0 = first else { return }
             let start = t0 + Double(b.index) * window
-            out.append(WindowInput(start: start, end: start + window, time: b.time, input: preprocess(b.view, config: config)))
+            out.append(WindowInput(start: start, end: start + window, time: b.time, input: config.encoderInput.video.evaluationInput(b.view)))
             best = nil
         }
         do {
@@ -143,7 +143,7 @@ enum VideoWindows {
                 }
             }
         } catch {
-            throw ExportFailure(description: "\(error)")
+            throw DaemonError.decode(error)
         }
         flush()
         // The last window ends with the media, not past it.
@@ -152,19 +152,6 @@ enum VideoWindows {
             out.append(last)
         }
         return out
-    }
-
-    /// Centre square crop, bilinear resize to the trained size, per-channel normalisation, NCHW.
-    static func preprocess(_ view: ImageView, config: DaemonConfig) -> [Float] {
-        let image = config.pairing.image
-        let side = min(view.width, view.height), size = image.outputSize
-        let box = ImageAugmentation.CropBox(x: (view.width - side) / 2, y: (view.height - side) / 2, width: side, height: side)
-        let hwc = ImageAugmentation.resizedCrop(view, box: box, size: size)
-        var chw = [Float](repeating: 0, count: hwc.count)
-        for i in 0..<(size * size) {
-            for c in 0..<3 { chw[c * size * size + i] = (hwc[i * 3 + c] - image.mean[c]) / image.std[c] }
-        }
-        return chw
     }
 }
 
@@ -178,9 +165,9 @@ enum AudioWindows {
         let decoder: MediaDecoder
         do { decoder = try MediaDecoder(path, options: options) } catch {
             if error.kind == .noStreams {
-                throw ExportFailure(description: "\(path): no audio stream (--modality audio needs audio)")
+                throw DaemonError.media(path, "no audio stream (--modality audio needs audio)")
             }
-            throw ExportFailure(description: "\(error)")
+            throw DaemonError.decode(error)
         }
         let mel = config.logMelOptions
         var stream = DecodeBridge.MelStream(spectrogram: try LogMelSpectrogram(options: mel), source: 0)
@@ -197,15 +184,16 @@ enum AudioWindows {
                 }
             }
         } catch {
-            throw ExportFailure(description: "\(error)")
+            throw DaemonError.decode(error)
         }
-        let bands = config.melBands, frames = config.melFrames, hop = config.melHopSeconds
+        let input = config.encoderInput.audio
+        let bands = input.melBands, frames = input.frames, hop = input.hopSeconds
         let total = values.count / bands
-        guard let firstCentre else { throw ExportFailure(description: "\(path): no audio stream (--modality audio needs audio)") }
+        guard let firstCentre else { throw DaemonError.media(path, "no audio stream (--modality audio needs audio)") }
         guard total >= frames else {
-            throw ExportFailure(description: "\(path): \(String(format: "%.2f", Double(total) * hop)) s of audio, shorter than the encoder's \(config.pairing.audioWindow) s window")
+            throw DaemonError.media(path, "\(String(format: "%.2f", Double(total) * hop)) s of audio, shorter than the encoder's \(input.seconds) s window")
         }
-        let t0 = firstCentre - Double(mel.window) / 2 / Double(config.sampleRate)
+        let t0 = firstCentre - input.frameCentreOffset
         let count = max(1, Int(((lastSampleTime - t0) / window).rounded(.up) - 1e-9))
         var out: [WindowInput] = []
         for k in 0..<count {

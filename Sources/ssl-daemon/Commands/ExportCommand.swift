@@ -76,31 +76,8 @@ struct Export: ParsableCommand {
             "embedding_size": encoder.featureDimension,
             "tensors": tensors,
         ]
-        switch encoder.modality {
-        case .video:
-            let image = c.pairing.image
-            entry["preprocess"] = [
-                "color": "RGB",
-                "decode_short_side": c.size,
-                "fps": c.fps,
-                "crop": "centre square of the decoded frame (side = its short side), resized bilinearly (half-pixel centres) to input size",
-                "input_size": image.outputSize,
-                "scale": "pixel / 255",
-                "mean": image.mean, "std": image.std,
-                "normalise": "(pixel / 255 - mean[c]) / std[c]",
-            ]
-        case .audio:
-            let mel = c.logMelOptions
-            entry["preprocess"] = [
-                "sample_rate": mel.sampleRate, "channels": "mono (downmixed)",
-                "window_samples": mel.window, "hop_samples": mel.hop,
-                "window_function": "periodic Hann", "fft_size": "next power of two >= window_samples",
-                "mel_bands": mel.melBands, "mel_scale": "HTK, 0 Hz to Nyquist, triangular filters, no area normalisation",
-                "log": "natural log of (power + 1e-6)",
-                "frames": c.melFrames, "window_seconds": c.pairing.audioWindow,
-                "layout": "input[0, 0, band, frame]; frame i starts at sample i * hop_samples",
-            ]
-        }
+        let input = c.encoderInput
+        entry["preprocess"] = encoder.modality == .video ? input.video.manifest : input.audio.manifest
         return entry
     }
 }

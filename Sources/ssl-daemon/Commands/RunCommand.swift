@@ -65,7 +65,8 @@ struct Run: ParsableCommand {
 
     /// The config file, then the flags; no sources at all means the bundled samples, once.
     func effectiveConfig() throws -> (DaemonConfig, RunLimits) {
-        var c = try config.map(DaemonConfig.load(file:)) ?? DaemonConfig()
+        var c: DaemonConfig
+        do { c = try config.map(DaemonConfig.load(file:)) ?? DaemonConfig() } catch { throw DaemonError.config(error) }
         if !watch.isEmpty { c.watch = watch }
         if !stream.isEmpty { c.streams = stream }
         if let stateDir { c.stateDir = stateDir }
@@ -78,22 +79,19 @@ struct Run: ParsableCommand {
         if c.watch.isEmpty && c.streams.isEmpty {
             let samples = "samples/clips"
             guard FileManager.default.fileExists(atPath: samples) else {
-                throw ConfigError(description: "no sources: give --watch DIR or --stream URL (or run from the source tree, where samples/clips is the default)")
+                throw DaemonError.noSources
             }
             c.watch = [samples]
             limits.once = true
             if epochs == nil && config == nil { c.epochs = 4 }
         }
-        try c.validate()
+        do { try c.validate() } catch { throw DaemonError.config(error) }
         if limits.once {
             // A batch job over a directory that is not there would "succeed" having read nothing.
             for dir in c.watch {
-                switch DirectoryWalker.rootState(dir) {
-                case .directory: continue
-                case .missing: throw ConfigError(description: "--watch \(dir): does not exist")
-                case .notDirectory: throw ConfigError(description: "--watch \(dir): is not a directory")
-                case .unreadable(let why): throw ConfigError(description: "--watch \(dir): cannot be read: \(why)")
-                }
+                let state = DirectoryWalker.rootState(dir)
+                if case .directory = state { continue }
+                throw DaemonError.watchDirectory(dir, state)
             }
         }
         return (c, limits)

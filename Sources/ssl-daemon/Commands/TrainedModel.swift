@@ -2,11 +2,6 @@ import DaemonRuntime
 import Foundation
 import TemporalContrast
 
-/// A failure of `export` or `embed`: the message names the input and the cause.
-struct ExportFailure: Error, CustomStringConvertible {
-    var description: String
-}
-
 /// A checkpoint opened for downstream use: its encoders and the config it was trained with (read
 /// from its metadata), which fixes the input sizes and preprocessing.
 struct TrainedModel {
@@ -20,9 +15,9 @@ struct TrainedModel {
 
     /// `path` is a checkpoint file, a state directory, or a checkpoints directory. In a directory
     /// the newest checkpoint whose encoders load is used; each one skipped is named with its reason.
-    init(from path: String) throws {
+    init(from path: String) throws(DaemonError) {
         let candidates = CheckpointStore.candidates(URL(fileURLWithPath: path))
-        guard !candidates.isEmpty else { throw ExportFailure(description: "no checkpoint at \(path)") }
+        guard !candidates.isEmpty else { throw .noCheckpoint(path) }
         var reasons: [String] = []
         for url in candidates {
             do {
@@ -36,20 +31,16 @@ struct TrainedModel {
                 reasons.append("\(error)")
             }
         }
-        throw ExportFailure(description: "no usable checkpoint at \(path): \(reasons.joined(separator: "; "))")
+        throw .noUsableCheckpoint(path, reasons: reasons)
     }
 
-    private init(checkpoint url: URL) throws {
+    private init(checkpoint url: URL) throws(DaemonError) {
         let file: SafeTensors
-        do { file = try CheckpointStore.load(url) } catch {
-            throw ExportFailure(description: "\(error)")
-        }
-        guard let toml = file.metadata["config"] else {
-            throw ExportFailure(description: "checkpoint \(url.path): no config in its metadata (not written by ssl-daemon run)")
-        }
+        do { file = try CheckpointStore.load(url) } catch { throw .checkpoint(url, .unreadable(error)) }
+        guard let toml = file.metadata["config"] else { throw .checkpoint(url, .noConfig) }
         let config: DaemonConfig
         do { config = try DaemonConfig.load(toml: toml, origin: "in checkpoint \(url.path)") } catch {
-            throw ExportFailure(description: "\(error)")
+            throw .checkpoint(url, .config(error))
         }
         let architecture = config.videoArchitecture.backbone
         self.url = url
@@ -61,9 +52,9 @@ struct TrainedModel {
             video = try ExportedEncoder(modality: .video, architecture: architecture, height: side, width: side, checkpoint: file)
             audio = file["audio.backbone.conv1.weight"] == nil
                 ? nil
-                : try ExportedEncoder(modality: .audio, architecture: .audio, height: config.melBands, width: config.melFrames, checkpoint: file)
+                : try ExportedEncoder(modality: .audio, architecture: .audio, height: config.encoderInput.audio.melBands, width: config.encoderInput.audio.frames, checkpoint: file)
         } catch {
-            throw ExportFailure(description: "checkpoint \(url.path): \(error)")
+            throw .checkpoint(url, .encoder(error))
         }
     }
 
@@ -78,35 +69,35 @@ final class StagedOutputs {
 
     /// Makes sure `directory` exists and is writable, creating it (and remembering to remove it on
     /// failure) when missing.
-    func prepare(directory: URL) throws {
+    func prepare(directory: URL) throws(DaemonError) {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw ExportFailure(description: "output \(directory.path) exists and is not a directory") }
+            guard isDirectory.boolValue else { throw .outputDirectory(directory.path, "exists and is not a directory") }
         } else {
             do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
-                throw ExportFailure(description: "cannot create output folder \(directory.path): \(error.localizedDescription)")
+                throw .outputDirectory(directory.path, "cannot be created: \(error.localizedDescription)")
             }
             createdDirectories.append(directory)
         }
         guard FileManager.default.isWritableFile(atPath: directory.path) else {
-            throw ExportFailure(description: "output folder \(directory.path) is not writable")
+            throw .outputDirectory(directory.path, "is not writable")
         }
     }
 
     /// Writes `data` to a hidden temporary name beside `url`.
-    func write(_ data: Data, to url: URL) throws {
+    func write(_ data: Data, to url: URL) throws(DaemonError) {
         let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
         do { try data.write(to: temporary) } catch {
-            throw ExportFailure(description: "cannot write \(url.path): \(error.localizedDescription)")
+            throw .outputDirectory(url.deletingLastPathComponent().path, "cannot write \(url.lastPathComponent): \(error.localizedDescription)")
         }
         staged.append((temporary, url))
     }
 
     /// Renames every staged file into place.
-    func commit() throws {
+    func commit() throws(DaemonError) {
         for (temporary, final) in staged {
             guard rename(temporary.path, final.path) == 0 else {
-                throw ExportFailure(description: "cannot move \(temporary.path) to \(final.path): \(String(cString: strerror(errno)))")
+                throw .posix("rename from \(temporary.path)", path: final.path)
             }
         }
         staged = []

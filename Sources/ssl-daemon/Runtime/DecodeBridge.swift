@@ -2,25 +2,29 @@ import DaemonRuntime
 import StreamDecode
 import TemporalContrast
 
-/// What the config says decoding and log-mel must be; training, `embed` and `export`'s manifest all
-/// read them here so the encoder always sees inputs made the same way.
+/// The encoder input the config describes; decoding, log-mel, training, `embed` and `export`'s
+/// manifest all derive from it, so the encoder always sees inputs made the same way.
 extension DaemonConfig {
-    var videoOptions: VideoOptions { VideoOptions(size: .shortSide(size), fps: fps > 0 ? fps : nil) }
-
-    /// 25 ms windows every 10 ms.
-    var logMelOptions: LogMelOptions {
-        var m = LogMelOptions()
-        m.sampleRate = sampleRate
-        m.window = sampleRate / 40
-        m.hop = sampleRate / 100
-        m.melBands = melBands
-        return m
+    var encoderInput: EncoderInput {
+        EncoderInput(
+            video: .init(decodeShortSide: size, fps: fps, side: pairing.image.outputSize, mean: pairing.image.mean, std: pairing.image.std),
+            audio: .init(sampleRate: sampleRate, melBands: melBands, seconds: pairing.audioWindow))
     }
 
-    var melHopSeconds: Double { Double(logMelOptions.hop) / Double(sampleRate) }
+    var videoOptions: VideoOptions {
+        let v = encoderInput.video
+        return VideoOptions(size: .shortSide(v.decodeShortSide), fps: v.fps > 0 ? v.fps : nil)
+    }
 
-    /// Log-mel frames in one audio input: the pairing stage's window over the hop.
-    var melFrames: Int { max(1, Int((pairing.audioWindow / melHopSeconds).rounded())) }
+    var logMelOptions: LogMelOptions {
+        let a = encoderInput.audio
+        var m = LogMelOptions()
+        m.sampleRate = a.sampleRate
+        m.window = a.windowSamples
+        m.hop = a.hopSamples
+        m.melBands = a.melBands
+        return m
+    }
 }
 
 /// Converts StreamDecode's values into the pairing stage's, so neither library imports the other.
