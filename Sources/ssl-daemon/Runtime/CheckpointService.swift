@@ -100,6 +100,7 @@ final class CheckpointService: Service, Sendable {
             reject(skippedDamaged)
             state.withLock { $0.lastCheckpoint = candidate.url }
             ledger.trust(upToStep: learner.step)
+            compactLedger(fallback: learner.step)
             logger.info("resumed", metadata: ["checkpoint": "\(candidate.url.path)", "step": "\(learner.step)"])
             return resumed
         }
@@ -110,6 +111,17 @@ final class CheckpointService: Service, Sendable {
         ledger.trust(upToStep: nil)
         logger.info("starting fresh", metadata: ["state_dir": "\(stateDirectory.path)"])
         return ResumedState()
+    }
+
+    /// Compacts the ledger (when it has grown past twice what it needs) for the checkpoints kept.
+    private func compactLedger(fallback step: Int) {
+        do {
+            if try ledger.compact(oldestRetainedStep: store.checkpoints().first?.step ?? step) {
+                logger.info("ledger compacted", metadata: ["lines": "\(ledger.lineCount)"])
+            }
+        } catch {
+            logger.error("ledger not compacted", metadata: ["error": "\(error)"])
+        }
     }
 
     /// RNG, file progress, finished epochs and the replay buffer of a checkpoint the learner has
@@ -244,10 +256,7 @@ final class CheckpointService: Service, Sendable {
                 ])
                 do {
                     try self.ledger.commit(covered, step: step)
-                    let oldest = self.store.checkpoints().first?.step ?? step
-                    if try self.ledger.compact(oldestRetainedStep: oldest) {
-                        self.logger.info("ledger compacted", metadata: ["lines": "\(self.ledger.lineCount)"])
-                    }
+                    self.compactLedger(fallback: step)
                 } catch {
                     // The checkpoint records these epochs too; a restart re-applies them.
                     self.logger.error("ledger not updated", metadata: ["error": "\(error)"])

@@ -103,6 +103,15 @@ final class DirectoryWatcher: @unchecked Sendable {
                 }
             }
         }
+        // Files that are gone (deleted, rotated away) are forgotten, so months of a directory whose
+        // files come and go do not grow this bookkeeping; the ledger keeps what was learned.
+        let present = Set(found.map(\.path))
+        let prefix = directory.hasSuffix("/") ? directory : directory + "/"
+        let gone = seen.keys.filter { $0.hasPrefix(prefix) && !present.contains($0) }
+        if !gone.isEmpty {
+            for path in gone { seen.removeValue(forKey: path) }
+            files.forget(gone)
+        }
         let now = Date()
         for file in found {
             let path = file.path, size = file.size, mtime = file.mtime

@@ -98,6 +98,17 @@ final class FileSource: Sendable {
             && !ledger.isSettled(path, size: size, mtime: mtime, epochs: config.epochs)
     }
 
+    /// Drops what is kept about files that no longer exist (unless still queued).
+    func forget(_ paths: [String]) {
+        change { s in
+            let queued = Set(s.pending.map(\.path))
+            for path in paths where !queued.contains(path) {
+                s.taken.remove(path)
+                s.retries.removeValue(forKey: path)
+            }
+        }
+    }
+
     /// A pending retry of `path`, if it failed for a transient reason.
     func retry(of path: String) -> Retry? { monitor.withLock { $0.retries[path] } }
 
