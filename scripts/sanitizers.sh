@@ -33,8 +33,8 @@ case "$kind" in
     #     leak check, and with each start several times slower it alone would take minutes.
     skip="--skip ProbeCommandTests/noLeakOverRepeats\( --skip DaemonLifecycleTests/killCycles\("
     shards=(
-      "--filter ^StreamDecodeTests\. --filter ^DaemonRuntimeTests\. --filter ^EndToEndTests\.(HostileStateTests|ExportCommandTests|LabelledSamplesTests|DaemonLifecycleTests) $skip"
-      "--filter ^TemporalContrastTests\. --filter ^EndToEndTests\.(RunCommandTests|ProbeCommandTests|PairingBenchCommandTests) $skip"
+      "--filter ^StreamDecodeTests\. --filter ^DaemonRuntimeTests\. --filter ^EndToEndTests\.(HostileStateTests|LabelledSamplesTests|DaemonLifecycleTests) $skip"
+      "--filter ^TemporalContrastTests\. --filter ^EndToEndTests\.(RunCommandTests|ExportCommandTests|ProbeCommandTests|PairingBenchCommandTests) $skip"
     )
     ;;
   thread)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DaemonRuntime
 import Foundation
 import StreamDecode
 import TemporalContrast
@@ -37,7 +38,7 @@ struct BenchPairing: ParsableCommand {
         var mels: [MelChunk] = []
         do {
             let decoder = try MediaDecoder(file, options: options)
-            var melStream = DecodeBridge.MelStream(spectrogram: try LogMelSpectrogram(), source: 0)
+            var melStream = try DecodeBridge.MelStream(input: DaemonConfig().encoderInput.audio, source: 0)
             while let item = try decoder.next() {
                 switch item {
                 case .video(let f): frames.append(DecodeBridge.frame(f, source: 0))

@@ -169,8 +169,8 @@ enum AudioWindows {
             }
             throw DaemonError.decode(error)
         }
-        let mel = config.logMelOptions
-        var stream = DecodeBridge.MelStream(spectrogram: try LogMelSpectrogram(options: mel), source: 0)
+        var stream: DecodeBridge.MelStream
+        do { stream = try DecodeBridge.MelStream(input: config.encoderInput.audio, source: 0) } catch { throw DaemonError.decode(error) }
         var values: [Float] = []
         var firstCentre: Double?
         var lastSampleTime = 0.0

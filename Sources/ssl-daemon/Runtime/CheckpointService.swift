@@ -283,7 +283,12 @@ final class CheckpointService: Service, Sendable {
     func run() async throws {
         await exitingOnCancel {
             try? await gracefulShutdown()
-            let make = finalSnapshot.withLock { $0 }
+            // Taken out, so the closure (which holds the trainer, which holds this service) does
+            // not keep both alive after the run.
+            let make = finalSnapshot.withLock { make in
+                defer { make = nil }
+                return make
+            }
             let written = await onDedicatedThread(name: "checkpoint-final") { () -> Bool in
                 _ = self.beginCheckpoint(final: true)
                 guard let snapshot = make?() else {

@@ -129,6 +129,12 @@ final class Daemon: Sendable {
         let serviceGroup = ServiceGroup(configuration: groupConfig)
         group.value = serviceGroup
         await signals.attach(serviceGroup)
+        // The group holds the services and they hold `group` (to ask for shutdown): let go of it
+        // once it has run, so everything is freed when the daemon is.
+        defer {
+            group.value = nil
+            signals.detach()
+        }
         try await serviceGroup.run()
         return summary
     }

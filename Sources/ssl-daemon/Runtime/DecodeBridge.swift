@@ -16,13 +16,17 @@ extension DaemonConfig {
         return VideoOptions(size: .shortSide(v.decodeShortSide), fps: v.fps > 0 ? v.fps : nil)
     }
 
+    var logMelOptions: LogMelOptions { encoderInput.audio.logMelOptions }
+}
+
+extension EncoderInput.Audio {
+    /// The log-mel spectrogram this input is made of.
     var logMelOptions: LogMelOptions {
-        let a = encoderInput.audio
         var m = LogMelOptions()
-        m.sampleRate = a.sampleRate
-        m.window = a.windowSamples
-        m.hop = a.hopSamples
-        m.melBands = a.melBands
+        m.sampleRate = sampleRate
+        m.window = windowSamples
+        m.hop = hopSamples
+        m.melBands = melBands
         return m
     }
 }
@@ -38,13 +42,15 @@ enum DecodeBridge {
     /// a gap, so mel frames never straddle a discontinuity.
     struct MelStream {
         let spectrogram: LogMelSpectrogram
+        let input: EncoderInput.Audio
         let source: Int
         private var pending: [Float] = []
         private var pendingStart = 0.0
         private var segment = -1
 
-        init(spectrogram: LogMelSpectrogram, source: Int) {
-            self.spectrogram = spectrogram
+        init(input: EncoderInput.Audio, source: Int) throws(DecodeError) {
+            spectrogram = try LogMelSpectrogram(options: input.logMelOptions)
+            self.input = input
             self.source = source
         }
 
@@ -62,10 +68,10 @@ enum DecodeBridge {
             guard frames > 0 else { return nil }
             let values = spectrogram.compute(Array(pending.prefix((frames - 1) * options.hop + options.window)))
             // A mel frame is stamped with the time of its window's centre.
-            let start = pendingStart + Double(options.window) / 2 / rate
+            let start = pendingStart + input.frameCentreOffset
             let consumed = frames * options.hop
             pending.removeFirst(consumed)
-            let result = MelChunk(source: source, segment: segment, time: start, hop: Double(options.hop) / rate, bands: options.melBands, values: values)
+            let result = MelChunk(source: source, segment: segment, time: start, hop: input.hopSeconds, bands: options.melBands, values: values)
             pendingStart += Double(consumed) / rate
             return result
         }
@@ -100,7 +106,7 @@ struct SourcePairing {
         self.segmentOffset = segmentOffset
         stage = PairingStage(source: source, config: config.pairing, seed: UInt64(config.seed) &+ UInt64(source) &* 7919 &+ seedOffset)
         // The config's validation checked these log-mel parameters.
-        mel = DecodeBridge.MelStream(spectrogram: try! LogMelSpectrogram(options: config.logMelOptions), source: source)
+        mel = try! DecodeBridge.MelStream(input: config.encoderInput.audio, source: source)
     }
 
     /// The examples `item` completes (only frames complete any).

@@ -35,6 +35,9 @@ final class ShutdownSignals: Sendable {
         return signals
     }
 
+    /// Signals after this only count towards the second-signal exit (the group has finished).
+    func detach() { state.mutate { $0.group = nil } }
+
     /// The group to shut down on a signal; shuts it down at once if one came already.
     func attach(_ group: ServiceGroup) async {
         let pending = state.mutate { s in
