@@ -99,18 +99,20 @@ final class ExampleExchange: Sendable {
     /// `acceptPartial`. Waits up to `timeout` seconds for data when there is too little.
     func draw(size: Int, mix: PairMix, maxUses: Int, rng: inout RandomSource, acceptPartial: Bool = false,
               timeout: Double, cancelled: () -> Bool) -> Draw {
-        let enough: (State) -> Bool = { s in
+        let deadline = Date().addingTimeInterval(timeout)
+        let drawable: (State) -> Bool = { s in
             let available = s.buffer.available(maxUses: maxUses)
-            return cancelled() || available >= size || ((acceptPartial || Self.quiet(s)) && available >= 2) || Self.finished(s)
+            return available >= size || ((acceptPartial || Self.quiet(s)) && available >= 2)
         }
-        let result: Draw = monitor.wait(until: Date().addingTimeInterval(timeout), for: enough) { s in
-            let available = s.buffer.available(maxUses: maxUses)
-            guard available >= size || ((acceptPartial || Self.quiet(s)) && available >= 2) else {
-                return .starved(finished: Self.finished(s))
-            }
-            // Only kinds the mix gives no share may be left: that is starving too.
+        let result: Draw = monitor.wait(until: deadline, for: { cancelled() || drawable($0) || Self.finished($0) }) { s in
+            guard drawable(s) else { return .starved(finished: Self.finished(s)) }
             let examples = s.buffer.sample(size, mix: mix, rng: &rng, maxUses: maxUses)
             return examples.count >= 2 ? .batch(examples) : .starved(finished: Self.finished(s))
+        }
+        // Only kinds the mix gives no share were left: still wait out the timeout, or the trainer
+        // would spin on them.
+        if case .starved(false) = result, !cancelled(), Date() < deadline {
+            monitor.wait(until: deadline, for: { _ in cancelled() }) { _ in }
         }
         // Files waiting on backpressure may go on.
         if case .batch = result { monitor.wakeAll() }
