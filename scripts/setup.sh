@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 apt_packages=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libopenblas-dev pkgconf ffmpeg python3-venv
+  # the status-page test: a headless browser (and curl for plain requests)
+  chromium fonts-dejavu-core curl
 )
 
 missing=()
@@ -23,14 +25,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Python packages for reference checks (NumPy fixtures) and the export checks (onnx, onnxruntime,
-# safetensors) live in a venv so the system stays untouched.
+# Python packages for reference checks (NumPy fixtures), the export checks (onnx, onnxruntime,
+# safetensors) and the observability checks (prometheus_client, tensorboard) live in a venv so the
+# system stays untouched.
 # SSL_SETUP_PY lists extra requirement sets to install: "bench" adds PyAV for the decode benchmark,
 # "torch" adds PyTorch (CPU) for the training benchmark and the golden-fixture script. CI needs neither.
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-want="numpy safetensors onnx onnxruntime"
+want="numpy safetensors onnx onnxruntime prometheus_client tensorboard"
 case " ${SSL_SETUP_PY:-} " in *" bench "*) want="$want av" ;; esac
 case " ${SSL_SETUP_PY:-} " in *" torch "*) want="$want torch" ;; esac
 for pkg in $want; do

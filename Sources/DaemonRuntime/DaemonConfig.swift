@@ -55,6 +55,24 @@ package struct DaemonConfig: Sendable, Equatable {
     package var checkpointEvery = 300.0
     package var keep = 3
     package var replayEvery = 6
+    // [http]
+    package var httpListen = "127.0.0.1:9741"
+    package var httpMaxConnections = 256
+    // [monitor]
+    package var monitorEvery = 10
+    package var rankEvery = 50
+    package var rankWindow = 512
+    package var collapseStdRatio = 0.02
+    package var collapseRank = 1.5
+    package var collapseSteps = 200
+    package var stuckSeconds = 300.0
+    package var tensorboard = true
+    package var historyPoints = 2000
+    package var retrievalEvery = 60.0
+    package var labelled = ""
+    package var knnEvery = 500
+    package var knnK = 20
+    package var knnTemperature = 0.07
     // top level
     package var stateDir = "state"
     package var graceSeconds = 30.0
@@ -221,6 +239,22 @@ extension DaemonConfig {
         ConfigField("checkpoint.every", .double(\.checkpointEvery), .reals(lower: 0, lowerOpen: true, upper: 7 * day), flag: "--checkpoint-every", help: "seconds between checkpoints"),
         ConfigField("checkpoint.keep", .int(\.keep), .integers(1...1000), help: "checkpoints kept"),
         ConfigField("checkpoint.replay_every", .int(\.replayEvery), .integers(0...1000), help: "every Nth checkpoint carries the replay buffer (1: all, 0: none; the final one and deterministic runs always do)"),
+        ConfigField("http.listen", .string(\.httpListen), flag: "--http-listen", help: "address:port of the metrics, status and health endpoint (\"\" turns it off; port 0 picks a free one)"),
+        ConfigField("http.max_connections", .int(\.httpMaxConnections), .integers(1...100_000), help: "open connections the endpoint accepts at once (more are closed at once)"),
+        ConfigField("monitor.every", .int(\.monitorEvery), .integers(1...1_000_000), help: "steps between recorded scalars (status page plots, TensorBoard)"),
+        ConfigField("monitor.rank_every", .int(\.rankEvery), .integers(1...1_000_000), help: "steps between effective-rank measurements"),
+        ConfigField("monitor.rank_window", .int(\.rankWindow), .integers(2...65_536), help: "latest embeddings the effective rank is measured on"),
+        ConfigField("monitor.collapse_std_ratio", .double(\.collapseStdRatio), .reals(lower: 0, upper: 10), help: "collapse alarm: embedding std × √d below this (about 1 when healthy)"),
+        ConfigField("monitor.collapse_rank", .double(\.collapseRank), .reals(lower: 0, upper: 65_536), help: "collapse alarm: effective rank below this (1 is a single direction)"),
+        ConfigField("monitor.collapse_steps", .int(\.collapseSteps), .integers(1...100_000_000), help: "collapse alarm: consecutive steps below a threshold before it is raised"),
+        ConfigField("monitor.stuck_seconds", .double(\.stuckSeconds), .reals(lower: 0, lowerOpen: true, upper: day), help: "/healthz answers 503 when the trainer has not stepped or idled this long"),
+        ConfigField("monitor.tensorboard", .bool(\.tensorboard), help: "write TensorBoard event files to STATE_DIR/tensorboard"),
+        ConfigField("monitor.history_points", .int(\.historyPoints), .integers(16...1_000_000), help: "points kept per plotted series (older ones are thinned, so the plots span the whole run)"),
+        ConfigField("monitor.retrieval_every", .double(\.retrievalEvery), .reals(lower: 0, upper: day), help: "seconds between refreshes of the status page's nearest-neighbour panel (0 turns it off)"),
+        ConfigField("monitor.labelled", .string(\.labelled), help: "kNN monitor: a folder with one subfolder of clips or images per class (\"\" turns it off)"),
+        ConfigField("monitor.knn_every", .int(\.knnEvery), .integers(1...100_000_000), help: "kNN monitor: steps between evaluations"),
+        ConfigField("monitor.knn_k", .int(\.knnK), .integers(1...10_000), help: "kNN monitor: neighbours that vote"),
+        ConfigField("monitor.knn_temperature", .double(\.knnTemperature), .reals(lower: 0, lowerOpen: true, upper: 10), help: "kNN monitor: temperature of the vote weights exp(cos / T)"),
         ConfigField("pairing.near", .double(\.pairing.near), .reals(lower: 0, lowerOpen: true, upper: 3600), help: "temporal positives within ±near seconds"),
         ConfigField("pairing.far", .double(\.pairing.far), .reals(lower: 0, lowerOpen: true, upper: 3600), help: "same-source negatives beyond far seconds (> near)"),
         ConfigField("pairing.temporal_per_second", .double(\.pairing.temporalPerSecond), .reals(lower: 0, upper: 1000), help: "temporal pairs per second of video"),

@@ -20,6 +20,8 @@ struct RunCommandTests {
         warmup_steps = 5
         [pairing.image]
         output_size = 32
+        [http]
+        listen = "127.0.0.1:0"
         """
 
     struct Workspace {

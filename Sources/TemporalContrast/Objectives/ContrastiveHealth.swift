@@ -8,8 +8,11 @@ import Glibc
 ///   L2-normalised embeddings: about 1/√d when healthy, near 0 when the embedding collapses.
 /// - `alignment`: mean ‖q − k‖² over positive pairs (lower is better, Wang & Isola 2020).
 /// - `uniformity`: log mean exp(−2‖x − y‖²) over distinct pairs of the batch (lower is better).
+/// - `chanceLoss`: the loss of a guess uniform over the candidates, ln(K + 1) for K unmasked
+///   negatives (averaged over rows): a loss stuck there has learned nothing.
 public struct ContrastiveHealth: Sendable, Equatable, Codable {
     public var loss: Float = .nan
+    public var chanceLoss: Float = .nan
     public var accuracy: Float = .nan
     public var positiveCosine: Float = .nan
     public var negativeCosine: Float = .nan
@@ -91,12 +94,14 @@ public struct SampleOrigin: Sendable, Equatable, Codable {
 
 /// Softmax cross-entropy over rows of logits where column `target[i]` is the right answer and
 /// entries equal to −∞ are masked out. Returns the mean loss and writes dL/dlogits (mean over rows)
-/// in place of the logits; also counts rows whose target has the top logit.
+/// in place of the logits; also counts rows whose target has the top logit, and gives the mean
+/// chance loss ln(candidates) over rows (masked entries are not candidates).
 func softmaxCrossEntropy(
     _ logits: UnsafeMutablePointer<Float>, rows: Int, columns: Int, target: (Int) -> Int, scale: Float = 1
-) -> (loss: Double, correct: Int) {
+) -> (loss: Double, correct: Int, chance: Double) {
     var loss: Double = 0
     var correct = 0
+    var chance: Double = 0
     for r in 0..<rows {
         let row = logits + r * columns
         let t = target(r)
@@ -108,16 +113,19 @@ func softmaxCrossEntropy(
         }
         if best == t { correct += 1 }
         var sum: Double = 0
+        var candidates = 0
         for j in 0..<columns {
+            if row[j] != -.infinity { candidates += 1 }
             let e = row[j] == -.infinity ? 0 : exp(row[j] - maxValue)
             row[j] = e
             sum += Double(e)
         }
+        chance += log(Double(max(candidates, 1)))
         let targetProbability = Double(row[t]) / sum
         loss -= log(max(targetProbability, 1e-38))
         let inv = Float(1 / sum) * scale / Float(rows)
         for j in 0..<columns { row[j] *= inv }
         row[t] -= scale / Float(rows)
     }
-    return (loss / Double(rows), correct)
+    return (loss / Double(rows), correct, chance / Double(rows))
 }

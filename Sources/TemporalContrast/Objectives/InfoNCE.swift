@@ -38,7 +38,7 @@ public struct InfoNCELoss: Sendable {
             }
             logits[i * m + i] = -.infinity
         }
-        let (loss, correct) = logits.withUnsafeMutableBufferPointer {
+        let (loss, correct, chance) = logits.withUnsafeMutableBufferPointer {
             softmaxCrossEntropy($0.baseAddress!, rows: m, columns: m, target: { ($0 + n) % m })
         }
         // G is now in `logits` (already divided by the row count); symmetrise and project.
@@ -48,6 +48,7 @@ public struct InfoNCELoss: Sendable {
         GEMM.multiply(symmetric, z.storage, into: &dz, m: m, n: d, k: m, alpha: 1 / temperature)
         var health = ContrastiveHealth()
         health.loss = Float(loss)
+        health.chanceLoss = Float(chance)
         health.accuracy = Float(correct) / Float(m)
         health.positiveCosine = Float(positive / Double(m))
         health.negativeCosine = negatives > 0 ? Float(negative / Double(negatives)) : .nan
@@ -90,8 +91,8 @@ public struct CrossModalInfoNCELoss: Sendable {
         var rowsGrad = s
         var columns = [Float](repeating: 0, count: n * n)
         for i in 0..<n { for j in 0..<n { columns[j * n + i] = s[i * n + j] } }
-        let (l1, c1) = rowsGrad.withUnsafeMutableBufferPointer { softmaxCrossEntropy($0.baseAddress!, rows: n, columns: n, target: { $0 }, scale: 0.5) }
-        let (l2, c2) = columns.withUnsafeMutableBufferPointer { softmaxCrossEntropy($0.baseAddress!, rows: n, columns: n, target: { $0 }, scale: 0.5) }
+        let (l1, c1, chance1) = rowsGrad.withUnsafeMutableBufferPointer { softmaxCrossEntropy($0.baseAddress!, rows: n, columns: n, target: { $0 }, scale: 0.5) }
+        let (l2, c2, chance2) = columns.withUnsafeMutableBufferPointer { softmaxCrossEntropy($0.baseAddress!, rows: n, columns: n, target: { $0 }, scale: 0.5) }
         // dS = ½·G_rows + ½·G_colsᵀ
         var ds = rowsGrad
         for i in 0..<n { for j in 0..<n { ds[i * n + j] += columns[j * n + i] } }
@@ -101,6 +102,7 @@ public struct CrossModalInfoNCELoss: Sendable {
         let loss = Float((l1 + l2) / 2)
         var health = ContrastiveHealth()
         health.loss = loss
+        health.chanceLoss = Float((chance1 + chance2) / 2)
         health.accuracy = Float(c1 + c2) / Float(2 * n)
         health.positiveCosine = Float(positive / Double(n))
         health.negativeCosine = negatives > 0 ? Float(negative / Double(negatives)) : .nan

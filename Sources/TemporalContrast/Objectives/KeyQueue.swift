@@ -97,7 +97,7 @@ public struct MoCoLoss: Sendable {
                 }
             }
         }
-        let (loss, correct) = logits.withUnsafeMutableBufferPointer {
+        let (loss, correct, chance) = logits.withUnsafeMutableBufferPointer {
             softmaxCrossEntropy($0.baseAddress!, rows: n, columns: columns, target: { _ in 0 })
         }
         // dq = (G_pos·k + G_neg·queue) / T
@@ -111,6 +111,7 @@ public struct MoCoLoss: Sendable {
         GEMM.multiply(gradNegatives, queue.keys, into: &dq, m: n, n: d, k: size, alpha: 1 / temperature, beta: 1)
         var health = ContrastiveHealth()
         health.loss = Float(loss)
+        health.chanceLoss = Float(chance)
         health.accuracy = Float(correct) / Float(n)
         health.positiveCosine = Float(positiveSum / Double(n))
         health.negativeCosine = negativeCount > 0 ? Float(negativeSum / Double(negativeCount)) : .nan

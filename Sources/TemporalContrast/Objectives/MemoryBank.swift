@@ -1,3 +1,5 @@
+import Glibc
+
 /// PIRL's memory bank: one unit vector per instance of a finite corpus, updated by momentum
 /// (m ← normalise(μ·m + (1 − μ)·f)) when the instance is seen again.
 public struct MemoryBank: Sendable, Equatable {
@@ -87,7 +89,7 @@ public struct MemoryBankNCELoss: Sendable {
                     logits[i * (k + 1) + c] = dot / temperature
                 }
             }
-            let (loss, correct) = logits.withUnsafeMutableBufferPointer {
+            let (loss, correct, _) = logits.withUnsafeMutableBufferPointer {
                 softmaxCrossEntropy($0.baseAddress!, rows: n, columns: k + 1, target: { _ in 0 }, scale: weight)
             }
             total += weight * Float(loss)
@@ -102,6 +104,7 @@ public struct MemoryBankNCELoss: Sendable {
             grads.append(Tensor(shape: [n, d], storage: g))
         }
         health.loss = total
+        health.chanceLoss = Float(log(Double(k + 1)))
         health.accuracy = correctAll
         var pos: Double = 0
         for i in 0..<n { for j in 0..<d { pos += Double(transformed.storage[i * d + j] * bank.entries[ids[i] * d + j]) } }

@@ -45,16 +45,22 @@ public struct EncoderInput: Sendable, Equatable {
         /// frame's short side, resized bilinearly (half-pixel centres) to `side`, normalised,
         /// as NCHW `[3, side, side]`.
         public func evaluationInput(_ view: ImageView) -> [Float] {
-            let square = min(view.width, view.height)
-            let box = ImageAugmentation.CropBox(x: (view.width - square) / 2, y: (view.height - square) / 2, width: square, height: square)
-            var hwc = ImageAugmentation.resizedCrop(view, box: box, size: side)
-            normalize(&hwc)
+            let hwc = evaluationHWC(view)
             let plane = side * side
             var chw = [Float](repeating: 0, count: hwc.count)
             for i in 0..<plane {
                 for c in 0..<3 { chw[c * plane + i] = hwc[i * 3 + c] }
             }
             return chw
+        }
+
+        /// `evaluationInput` in the layout the training networks take: HWC `[side, side, 3]`.
+        public func evaluationHWC(_ view: ImageView) -> [Float] {
+            let square = min(view.width, view.height)
+            let box = ImageAugmentation.CropBox(x: (view.width - square) / 2, y: (view.height - square) / 2, width: square, height: square)
+            var hwc = ImageAugmentation.resizedCrop(view, box: box, size: side)
+            normalize(&hwc)
+            return hwc
         }
 
         /// The manifest's description of this preprocessing (JSON values).

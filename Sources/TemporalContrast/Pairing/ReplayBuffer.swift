@@ -79,6 +79,20 @@ public struct ReplayBuffer: Sendable {
     }
 
     public var count: Int { entries.count }
+
+    /// The `n` examples inserted last (newest first), for looking at, not training: uses are not
+    /// counted.
+    public func newest(_ n: Int) -> [TrainingExample] {
+        entries.sorted { $0.id > $1.id }.prefix(n).map(\.example)
+    }
+
+    /// Up to `n` examples chosen uniformly without replacement, for looking at: uses are not counted.
+    public func peek(_ n: Int, rng: inout RandomSource) -> [TrainingExample] {
+        var indices = Array(entries.indices)
+        let k = min(n, indices.count)
+        for i in 0..<k { indices.swapAt(i, i + rng.index(below: indices.count - i)) }
+        return indices.prefix(k).map { entries[$0].example }
+    }
     public var examples: [TrainingExample] { entries.map(\.example) }
     public func count(of kind: PairKind) -> Int { entries.reduce(0) { $0 + ($1.example.kind == kind ? 1 : 0) } }
 

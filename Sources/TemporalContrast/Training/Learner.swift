@@ -61,6 +61,9 @@ public final class Learner {
         public var imageLoss: Float?
         public var audioLoss: Float?
         public var health: ContrastiveHealth?
+        /// The online encoder's embeddings of this step's anchors (`[n, d]`), for health signals
+        /// measured over many steps (effective rank).
+        public var embeddings: Tensor?
         public var learningRate: Float
         public var skipped: Bool
         /// Why the update was skipped: "loss" or the first parameter with a non-finite gradient.
@@ -109,6 +112,7 @@ public final class Learner {
             total += result.loss
             report.imageLoss = result.loss
             report.health = result.health
+            report.embeddings = q
         }
         if let audio, let frames = batch.frames, let mels = batch.mels, frames.batch > 1 {
             let (v, vr) = video.forward(frames)

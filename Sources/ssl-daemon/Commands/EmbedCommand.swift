@@ -65,6 +65,8 @@ struct Embed: ParsableCommand {
             FFmpegLogLevel.quiet.apply()
 
             var features: [Float] = [], inputs: [Float] = [], rows: [Row] = []
+            var progress = ProgressBar("embed", total: media.count, unit: "files")
+            defer { progress.finish() }
             for path in media {
                 let windows = kind == .video
                     ? try VideoWindows.inputs(path, window: window, config: model.config)
@@ -80,6 +82,7 @@ struct Embed: ParsableCommand {
                     if dumpDirectory != nil { inputs += x }
                 }
                 for w in windows { rows.append(Row(row: rows.count, input: path, start: w.start, end: w.end, time: w.time)) }
+                progress.advance()
             }
             try outputs.write(NumpyFile.float32(shape: [rows.count, encoder.featureDimension], values: features), to: outURL)
             let json = JSONEncoder()

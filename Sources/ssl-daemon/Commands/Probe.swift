@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import StreamDecode
 
 /// `ssl-daemon probe MEDIA...`: decode each input fully and print one JSON line about it.
@@ -28,12 +29,18 @@ struct Probe: ParsableCommand {
     func run() throws {
         ffmpegLog.apply()
         var allOK = true
-        for input in expand(inputs) {
+        let all = expand(inputs)
+        // Only for many inputs: one or two answer at once.
+        var progress = ProgressBar("probe", total: all.count, unit: "files", enabled: all.count > 2 && isatty(STDERR_FILENO) == 1)
+        for input in all {
             let report = ProbeReport.probe(input, threads: threads, timeout: timeout)
             allOK = allOK && report.ok
             // Unbuffered: one line per input as soon as it is known, even when stdout is a pipe.
+            progress.clear()
             FileHandle.standardOutput.write(Data((report.jsonLine() + "\n").utf8))
+            progress.advance()
         }
+        progress.finish()
         if !allOK { throw ExitCode(1) }
     }
 

@@ -1,6 +1,8 @@
 import DaemonRuntime
 import ArgumentParser
 import Foundation
+import Metrics
+import Prometheus
 import Logging
 import StreamDecode
 import TemporalContrast
@@ -55,6 +57,9 @@ struct Run: ParsableCommand {
     @Option(help: "Least severe level logged (log_level).")
     var logLevel: LogLevel?
 
+    @Option(help: "HOST:PORT of the metrics, status page and health endpoint (http.listen); \"\" turns it off, port 0 picks a free one.")
+    var httpListen: String?
+
     @Flag(help: "Print the effective config (defaults filled in) as TOML and exit.")
     var printConfig = false
 
@@ -75,6 +80,7 @@ struct Run: ParsableCommand {
         if let seed { c.seed = seed }
         if deterministic { c.deterministic = true }
         if let logLevel { c.logLevel = logLevel }
+        if let httpListen { c.httpListen = httpListen }
         var limits = RunLimits(once: once, maxSteps: maxSteps)
         if c.watch.isEmpty && c.streams.isEmpty {
             let samples = "samples/clips"
@@ -127,10 +133,12 @@ struct Run: ParsableCommand {
             return h
         }
         FFmpegLogLevel.quiet.apply()
+        let metrics = DaemonMetrics()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics.registry))
         let logger = Logger(label: "ssl-daemon")
         let daemon: Daemon
         do {
-            daemon = try Daemon(config: config, limits: limits, logger: logger, notifier: SystemdNotifier())
+            daemon = try Daemon(config: config, limits: limits, logger: logger, notifier: SystemdNotifier(), metrics: metrics)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(1)

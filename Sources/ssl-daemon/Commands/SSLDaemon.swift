@@ -6,7 +6,8 @@ struct SSLDaemon: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ssl-daemon",
         abstract: "Learns visual and audio representations from video by self-supervision.",
-        subcommands: [Run.self, Inspect.self, Export.self, Embed.self, Probe.self, Bench.self]
+        version: BuildInfo.version,
+        subcommands: [Run.self, Status.self, Inspect.self, Export.self, Embed.self, Probe.self, Bench.self]
     )
 }
 

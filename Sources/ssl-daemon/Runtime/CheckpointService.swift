@@ -37,6 +37,8 @@ struct ResumedState: Sendable {
 final class CheckpointService: Service, Sendable {
     private struct State {
         var lastCheckpoint: URL?
+        /// When the last checkpoint became durable, and how long writing it took (seconds).
+        var lastWritten: (at: Date, seconds: Double)?
         var nextDue: Date
         var started = 0
         var inFlight = false
@@ -66,6 +68,7 @@ final class CheckpointService: Service, Sendable {
     }
 
     var lastCheckpoint: URL? { state.withLock { $0.lastCheckpoint } }
+    var lastWritten: (at: Date, seconds: Double)? { state.withLock { $0.lastWritten } }
     var lastError: String? { state.withLock { $0.lastError } }
     var finalWritten: Bool { state.withLock { $0.finalWritten } }
 
@@ -245,6 +248,7 @@ final class CheckpointService: Service, Sendable {
                 let url = try self.store.write(metadata: metadata, tensors: tensors, step: step)
                 self.state.withLock { s in
                     s.lastCheckpoint = url
+                    s.lastWritten = (Date(), Date().timeIntervalSince(started))
                     s.inFlight = false
                     s.nextDue = started.addingTimeInterval(self.config.checkpointEvery)
                 }

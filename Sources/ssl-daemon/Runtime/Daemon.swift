@@ -50,7 +50,7 @@ final class Daemon: Sendable {
     private let trainer: Trainer
     private let services: [any Service]
 
-    init(config: DaemonConfig, limits: RunLimits, logger: Logger, notifier: SystemdNotifier?) throws(DaemonError) {
+    init(config: DaemonConfig, limits: RunLimits, logger: Logger, notifier: SystemdNotifier?, metrics: DaemonMetrics) throws(DaemonError) {
         self.config = config
         self.logger = logger
         do { stateLock = try StateDirectory(path: config.stateDir) } catch { throw .stateDirectory(error) }
@@ -63,14 +63,28 @@ final class Daemon: Sendable {
             buffer: resumed.buffer ?? ReplayBuffer(byteLimit: config.pairing.bufferBytes), progress: resumed.progress,
             backpressureUnseen: 4 * config.batch, statistics: statistics)
         let checkpoints = self.checkpoints, statistics = self.statistics
+        var tensorboard: TensorBoardWriter?
+        if config.tensorboard {
+            do { tensorboard = try TensorBoardWriter(directory: stateLock.url.appendingPathComponent("tensorboard"), logger: logger) } catch {
+                logger.error("TensorBoard events not written (training goes on)", metadata: ["error": "\(error)"])
+            }
+        }
+        let board = SignalBoard(historyCapacity: config.historyPoints, tensorboard: tensorboard,
+                                recordStepDuration: { [histogram = metrics.stepDuration] in histogram.record($0) })
+        let labelled = config.labelled.isEmpty ? nil : LabelledSet(root: config.labelled, config: config, logger: logger)
+        let observer = TrainingObserver(config: config, board: board, statistics: statistics, labelled: labelled, logger: logger)
         let trainer = Trainer(
             learner: learner, rng: resumed.rng ?? RandomSource(seed: UInt64(config.seed) &+ 0x5EED), config: config, limits: limits,
-            exchange: exchange, checkpoints: checkpoints, statistics: statistics, logger: logger)
+            exchange: exchange, checkpoints: checkpoints, statistics: statistics, observer: observer, logger: logger)
         checkpoints.setFinalSnapshot { trainer.diverged ? nil : trainer.snapshot(includeBuffer: true) }
 
         let group = Shared<ServiceGroup?>(nil)
         let requestShutdown: @Sendable () async -> Void = { await group.value?.triggerGracefulShutdown() }
         var services: [any Service] = [checkpoints]
+        if let tensorboard { services.append(TensorBoardService(writer: tensorboard)) }
+        // The endpoint starts before the trainer (and stops after it); it is made below, once
+        // the status it serves can be built.
+        let endpointPosition = services.count
         let files = config.watch.isEmpty ? nil : FileSource(
             config: config, limits: limits, ledger: ledger, exchange: exchange, resume: resumed.progress, statistics: statistics, logger: logger)
         let watcher = files.map { DirectoryWatcher(config: config, limits: limits, files: $0, logger: logger) }
@@ -88,23 +102,53 @@ final class Daemon: Sendable {
             }
         }
         let liveSources = services.compactMap { ($0 as? LiveSourceService)?.live }
-        let statusOf: @Sendable (String) -> RunStatus = { state in
-            let s = statistics
+        let phase = Shared("starting")
+        let boundAddress = Shared<String?>(nil)
+        let rates = RateMeter()
+        let started = Date()
+        let byteLimit = config.pairing.bufferBytes
+        let statusOf: @Sendable (_ detail: Bool) -> RunStatus = { detail in
+            let s = statistics, now = Date()
+            let unix = now.timeIntervalSince1970
             return RunStatus(
-                pid: getpid(), state: state, step: trainer.publishedStep.load(ordering: .relaxed),
-                pairs_trained: s.pairsTrained.load(ordering: .relaxed), pairs: s.pairs, files: s.files,
-                dropped_frames: s.droppedFrames.load(ordering: .relaxed), checkpoint: checkpoints.lastCheckpoint?.path,
+                pid: getpid(), version: BuildInfo.version, state: phase.value, step: trainer.publishedStep.load(ordering: .relaxed),
+                pairs_trained: s.pairsTrained.load(ordering: .relaxed),
+                trained: .init(temporal: s.trained(.temporal), tracked: s.trained(.tracked), audio_video: s.trained(.audioVideo)),
+                pairs: s.pairs, pairs_per_second: rates.rate("pairs", total: s.pairsTrained.load(ordering: .relaxed), now: unix),
+                files: .init(ok: s.filesOK.load(ordering: .relaxed), bad: s.filesBad.load(ordering: .relaxed),
+                             failed: s.filesFailed.load(ordering: .relaxed), pending: s.filesPending.load(ordering: .relaxed)),
+                dropped_frames: s.droppedFrames.load(ordering: .relaxed), skipped_updates: s.skippedUpdates.load(ordering: .relaxed),
+                checkpoint: checkpoints.lastCheckpoint?.path,
+                last_checkpoint: checkpoints.lastCheckpoint.map { url in
+                    let written = checkpoints.lastWritten
+                    return .init(path: url.path, time: written?.at.timeIntervalSince1970, seconds: written?.seconds)
+                },
                 checkpoint_failures: s.checkpointFailures.load(ordering: .relaxed),
+                buffer: .init(entries: s.bufferEntries.load(ordering: .relaxed), bytes: s.bufferBytes.load(ordering: .relaxed),
+                              byte_limit: byteLimit, evictions: s.bufferEvictions.load(ordering: .relaxed)),
+                training: board.signals,
                 live: liveSources.map { live in
                     let l = live.statistics
-                    return RunStatus.Live(url: MediaSource.redacted(live.location), connected: l.connected.load(ordering: .relaxed),
-                                          connections: l.connections.load(ordering: .relaxed), frames: l.frames.load(ordering: .relaxed),
-                                          dropped_frames: l.droppedFrames.load(ordering: .relaxed))
+                    let frames = l.frames.load(ordering: .relaxed), connections = l.connections.load(ordering: .relaxed)
+                    let last = l.lastFrame
+                    return RunStatus.Live(
+                        name: live.name, url: MediaSource.redacted(live.location), connected: l.connected.load(ordering: .relaxed),
+                        connections: connections, reconnects: max(0, connections - 1), frames: frames,
+                        dropped_frames: l.droppedFrames.load(ordering: .relaxed), fps: rates.rate(live.name, total: frames, now: unix),
+                        last_frame_age_seconds: last > 0 ? max(0, unix - last) : nil, last_error: l.lastError.withLock { $0 })
                 },
-                updated: ISO8601DateFormatter().string(from: Date()))
+                heartbeat_age_seconds: trainer.heartbeat.age, http: boundAddress.value,
+                uptime_seconds: now.timeIntervalSince(started), updated: ISO8601DateFormatter().string(from: now),
+                history: detail ? board.history : nil, retrieval: detail ? board.retrieval : nil)
+        }
+        if let listen = ListenAddress(config.httpListen) {
+            services.insert(ObservabilityService(listen: listen, maxConnections: config.httpMaxConnections, stuckSeconds: config.stuckSeconds,
+                                                 metrics: metrics, status: statusOf, boundAddress: boundAddress, logger: logger),
+                            at: endpointPosition)
         }
         services.append(StatusReporter(notifier: notifier, trainer: trainer, statistics: statistics,
-                                       statusFile: stateLock.url.appendingPathComponent("status.json"), status: statusOf))
+                                       statusFile: stateLock.url.appendingPathComponent("status.json"), phase: phase, board: board,
+                                       status: { statusOf(false) }, showsProgress: limits.once))
         self.services = services
         self.trainer = trainer
         self.group = group

@@ -33,6 +33,10 @@ enum DaemonError: Error, CustomStringConvertible {
     case output(path: String, call: String, errno: Int32)
     /// An output path that is not a writable directory.
     case outputDirectory(String, String)
+    /// The HTTP endpoint could not listen (the address as configured, the cause).
+    case endpoint(String, String)
+    /// A daemon's endpoint could not be read (`ssl-daemon status`).
+    case unreachable(String, String)
 
     enum CheckpointProblem {
         case unreadable(any Error)
@@ -79,6 +83,8 @@ enum DaemonError: Error, CustomStringConvertible {
         case .media(let path, let problem): "\(path): \(problem)"
         case .output(let path, let call, let code): "\(path): \(call) failed: \(Self.errnoText(code))"
         case .outputDirectory(let path, let problem): "output \(path): \(problem)"
+        case .endpoint(let address, let problem): "http.listen \(address): \(problem)"
+        case .unreachable(let url, let problem): "\(url): \(problem)"
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import DaemonRuntime
 import Logging
 
@@ -34,7 +35,8 @@ struct DaemonLogHandler: LogHandler {
         case .critical: priority = 2
         }
         let line = (journald ? "<\(priority)>" : "") + "\(event.level.rawValue.uppercased()) \(label): \(event.message)" + (fields.isEmpty ? "" : " " + fields) + "\n"
-        FileHandle.standardError.write(Data(line.utf8))
+        // A progress bar on the terminal is cleared first; it redraws itself.
+        FileHandle.standardError.write(Data(((ProgressBar.lineInUse.load(ordering: .relaxed) ? "\r\u{1B}[2K" : "") + line).utf8))
     }
 }
 

@@ -43,6 +43,7 @@ final class ExampleExchange: Sendable {
         monitor = Monitor(State(buffer: buffer, progress: progress))
         self.backpressureUnseen = backpressureUnseen
         self.statistics = statistics
+        statistics.publish(buffer)
     }
 
     // MARK: Producers
@@ -73,6 +74,7 @@ final class ExampleExchange: Sendable {
                 s.buffer.insert(e)
                 statistics.countProduced(e.kind)
             }
+            if !examples.isEmpty { statistics.publish(s.buffer) }
         }
         if !examples.isEmpty { monitor.wakeAll() }
     }
@@ -107,6 +109,7 @@ final class ExampleExchange: Sendable {
         let result: Draw = monitor.wait(until: deadline, for: { cancelled() || drawable($0) || Self.finished($0) }) { s in
             guard drawable(s) else { return .starved(finished: Self.finished(s)) }
             let examples = s.buffer.sample(size, mix: mix, rng: &rng, maxUses: maxUses)
+            statistics.publish(s.buffer)
             return examples.count >= 2 ? .batch(examples) : .starved(finished: Self.finished(s))
         }
         // Only kinds the mix gives no share were left: still wait out the timeout, or the trainer
@@ -120,6 +123,12 @@ final class ExampleExchange: Sendable {
     }
 
     func wakeAll() { monitor.wakeAll() }
+
+    /// The newest examples and a random sample of the buffer, for looking at (the retrieval
+    /// panel): uses are not counted, so training draws as if nobody had looked.
+    func peek(newest: Int, sample: Int, rng: inout RandomSource) -> (newest: [TrainingExample], sample: [TrainingExample]) {
+        monitor.withLock { s in (s.buffer.newest(newest), s.buffer.peek(sample, rng: &rng)) }
+    }
 
     // MARK: Checkpoints
 

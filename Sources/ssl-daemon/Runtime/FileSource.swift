@@ -68,6 +68,7 @@ final class FileSource: Sendable {
             let state: ExampleExchange.ProducerState =
                 !s.pending.isEmpty || s.busy || !s.scanned ? .active : s.inputEnded ? .finished : .idle
             exchange.setProducer(Self.producerName, state)
+            statistics.filesPending.store(s.pending.count + (s.busy ? 1 : 0), ordering: .relaxed)
             return result
         }
     }

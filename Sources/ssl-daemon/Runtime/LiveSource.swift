@@ -15,6 +15,8 @@ final class LiveSourceStatistics: Sendable {
     let droppedFrames = Atomic<Int>(0)
     /// When the last frame arrived (seconds since 1970), 0 before the first.
     let lastFrameBits = Atomic<UInt64>(0)
+    /// Why the last connection ended (credentials redacted), if one did.
+    let lastError = Mutex<String?>(nil)
 
     var lastFrame: Double { Double(bitPattern: lastFrameBits.load(ordering: .relaxed)) }
 }
@@ -54,6 +56,8 @@ final class LiveSource: Sendable {
     }
 
     private let producerName: String
+    /// The source's name in metrics and on the status page.
+    var name: String { producerName }
     private static func producerName(_ index: Int) -> String { "live-\(index)" }
     private var redacted: String { MediaSource.redacted(location) }
     private var isStopping: Bool { stopRequested.load(ordering: .relaxed) }
@@ -107,9 +111,11 @@ final class LiveSource: Sendable {
                     }
                 }
                 logger.warning("live source ended", metadata: ["url": "\(redacted)"])
+                statistics.lastError.withLock { $0 = "the stream ended" }
             } catch {
                 if isStopping { break }
                 logger.warning("live source failed", metadata: ["url": "\(redacted)", "error": "\(error)"])
+                statistics.lastError.withLock { $0 = "\(error)" }
             }
             current.withLock { $0 = nil }
             connection += 1

@@ -14,9 +14,20 @@ final class RunStatistics: Sendable {
     let filesFailed = Atomic<Int>(0)
     /// Frames live sources dropped at their hand-off (the reader never waits for pairing).
     let droppedFrames = Atomic<Int>(0)
-    /// Examples the trainer took into steps.
+    /// Examples the trainer took into steps, and of each kind.
     let pairsTrained = Atomic<Int>(0)
+    let temporalTrained = Atomic<Int>(0)
+    let trackedTrained = Atomic<Int>(0)
+    let audioVideoTrained = Atomic<Int>(0)
     let checkpointFailures = Atomic<Int>(0)
+    /// Updates skipped in this run because the loss or a gradient was not finite.
+    let skippedUpdates = Atomic<Int>(0)
+    /// Files queued or being read.
+    let filesPending = Atomic<Int>(0)
+    /// The replay buffer as of its last change.
+    let bufferEntries = Atomic<Int>(0)
+    let bufferBytes = Atomic<Int>(0)
+    let bufferEvictions = Atomic<Int>(0)
 
     var pairs: RunSummary.Pairs {
         .init(temporal: temporalPairs.load(ordering: .relaxed), tracked: trackedPairs.load(ordering: .relaxed),
@@ -25,6 +36,31 @@ final class RunStatistics: Sendable {
 
     var files: RunSummary.Files {
         .init(ok: filesOK.load(ordering: .relaxed), bad: filesBad.load(ordering: .relaxed), failed: filesFailed.load(ordering: .relaxed))
+    }
+
+    func countTrained(_ examples: [TrainingExample]) {
+        pairsTrained.add(examples.count, ordering: .relaxed)
+        for e in examples {
+            switch e.kind {
+            case .temporal: temporalTrained.add(1, ordering: .relaxed)
+            case .tracked: trackedTrained.add(1, ordering: .relaxed)
+            case .audioVideo: audioVideoTrained.add(1, ordering: .relaxed)
+            }
+        }
+    }
+
+    func trained(_ kind: PairKind) -> Int {
+        switch kind {
+        case .temporal: temporalTrained.load(ordering: .relaxed)
+        case .tracked: trackedTrained.load(ordering: .relaxed)
+        case .audioVideo: audioVideoTrained.load(ordering: .relaxed)
+        }
+    }
+
+    func publish(_ buffer: ReplayBuffer) {
+        bufferEntries.store(buffer.count, ordering: .relaxed)
+        bufferBytes.store(buffer.byteCount, ordering: .relaxed)
+        bufferEvictions.store(buffer.evicted, ordering: .relaxed)
     }
 
     func countProduced(_ kind: PairKind) {

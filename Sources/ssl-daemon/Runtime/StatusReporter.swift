@@ -1,33 +1,6 @@
 import Foundation
 import ServiceLifecycle
 
-/// What the daemon is doing now, as `status.json` in the state directory holds it (rewritten
-/// every second; the summary printed at exit has the same counters).
-struct RunStatus: Encodable, Sendable {
-    struct Live: Encodable, Sendable {
-        /// The URL with credentials and secrets redacted.
-        var url: String
-        var connected: Bool
-        /// Connections made so far (the first one included).
-        var connections: Int
-        var frames: Int
-        var dropped_frames: Int
-    }
-    var pid: Int32
-    /// "training" (steps advanced since the last report), "waiting" (for data), "stopping".
-    var state: String
-    var step: Int
-    var pairs_trained: Int
-    var pairs: RunSummary.Pairs
-    var files: RunSummary.Files
-    var dropped_frames: Int
-    var checkpoint: String?
-    var checkpoint_failures: Int
-    var live: [Live]
-    /// When this was written (ISO 8601).
-    var updated: String
-}
-
 /// Reports the daemon's state on its own timer, to systemd and to `status.json`:
 /// - READY=1 once every service has started (it is the last one started, so the first one
 ///   stopped: STOPPING=1 goes out as soon as shutdown begins);
@@ -40,12 +13,20 @@ struct StatusReporter: Service {
     let trainer: Trainer
     let statistics: RunStatistics
     let statusFile: URL
-    let status: @Sendable (_ state: String) -> RunStatus
+    /// What the daemon is doing ("training", "waiting", "stopping"), as this reporter last saw it.
+    let phase: Shared<String>
+    let board: SignalBoard
+    let status: @Sendable () -> RunStatus
+    /// `run --once`: a progress bar of the files on a terminal.
+    let showsProgress: Bool
 
     func run() async throws {
         notifier?.ready()
-        let trainer = self.trainer, statistics = self.statistics, notifier = self.notifier
-        let write: @Sendable (String) -> Void = { [statusFile, status] state in Self.write(status(state), to: statusFile) }
+        let trainer = self.trainer, statistics = self.statistics, notifier = self.notifier, board = self.board
+        let write: @Sendable (String) -> Void = { [statusFile, status, phase] state in
+            phase.value = state
+            Self.write(status(), to: statusFile)
+        }
         try? await cancelWhenGracefulShutdown {
             let watchdogEvery = notifier?.watchdogInterval.map { min($0, 5) }
             var lastPing = ContinuousClock.now - .seconds(3600)
@@ -54,7 +35,15 @@ struct StatusReporter: Service {
             var lastPairs = statistics.pairsTrained.load(ordering: .relaxed)
             var lastStep = trainer.publishedStep.load(ordering: .relaxed)
             var training = false
+            var bar = showsProgress ? ProgressBar("files", total: nil, unit: "files") : nil
+            defer { bar?.finish() }
             while true {
+                if bar != nil {
+                    let files = statistics.files, pending = statistics.filesPending.load(ordering: .relaxed)
+                    let done = files.ok + files.bad + files.failed
+                    bar?.total = done + pending
+                    bar?.advance(to: done)
+                }
                 let now = ContinuousClock.now
                 if let notifier, let interval = notifier.watchdogInterval, let every = watchdogEvery,
                     now - lastPing >= .seconds(every), trainer.heartbeat.age < interval
@@ -68,10 +57,11 @@ struct StatusReporter: Service {
                     let step = trainer.publishedStep.load(ordering: .relaxed)
                     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                     training = step != lastStep
+                    let alarm = board.signals.collapse ? ", COLLAPSE ALARM" : ""
                     if training {
-                        notifier?.status("step \(step), \(Int(Double(pairs - lastPairs) / seconds)) pairs/s, loss \(String(format: "%.3f", trainer.lastLoss))")
+                        notifier?.status("step \(step), \(Int(Double(pairs - lastPairs) / seconds)) pairs/s, loss \(String(format: "%.3f", trainer.lastLoss))\(alarm)")
                     } else {
-                        notifier?.status("step \(step), waiting for new data")
+                        notifier?.status("step \(step), waiting for new data\(alarm)")
                     }
                     lastStatus = now
                     lastPairs = pairs

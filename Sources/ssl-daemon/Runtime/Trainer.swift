@@ -28,6 +28,8 @@ final class Trainer: @unchecked Sendable {
     private let checkpoints: CheckpointService
     private let statistics: RunStatistics
     private let logger: Logger
+    /// Health signals, plots and TensorBoard records after each step (on this thread).
+    private let observer: TrainingObserver?
 
     /// Beats after each step and each idle wake-up (at least once a second): the systemd
     /// reporter pings the watchdog only while it does.
@@ -43,7 +45,8 @@ final class Trainer: @unchecked Sendable {
     private var lossesLast: [Float] = []
 
     init(learner: Learner, rng: RandomSource, config: DaemonConfig, limits: RunLimits, exchange: ExampleExchange,
-         checkpoints: CheckpointService, statistics: RunStatistics, logger: Logger) {
+         checkpoints: CheckpointService, statistics: RunStatistics, observer: TrainingObserver?, logger: Logger) {
+        self.observer = observer
         self.learner = learner
         self.rng = rng
         self.config = config
@@ -96,15 +99,18 @@ final class Trainer: @unchecked Sendable {
 
     /// One optimizer step on `examples`, with its logging and a periodic checkpoint when due.
     func step(on examples: [TrainingExample]) {
+        let started = ContinuousClock.now
         let report = learner.train(makeBatch(examples))
+        observer?.observe(report, duration: ContinuousClock.now - started, learner: learner, exchange: exchange)
         if lossesFirst.count < 20 { lossesFirst.append(report.loss) }
         lossesLast.append(report.loss)
         if lossesLast.count > 20 { lossesLast.removeFirst() }
-        statistics.pairsTrained.add(examples.count, ordering: .relaxed)
-        publishedStep.store(report.step, ordering: .relaxed)
+        statistics.countTrained(examples)
+        publishedStep.store(learner.step, ordering: .relaxed)
         publishedLoss.store(report.loss.bitPattern, ordering: .relaxed)
         heartbeat.beat()
         if report.skipped {
+            statistics.skippedUpdates.add(1, ordering: .relaxed)
             logger.warning("update skipped: not finite", metadata: [
                 "step": "\(report.step)", "what": "\(report.nonFinite ?? "?")",
                 "image_loss": "\(report.imageLoss ?? .nan)", "audio_loss": "\(report.audioLoss ?? .nan)",
