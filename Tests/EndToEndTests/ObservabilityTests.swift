@@ -231,6 +231,44 @@ struct ObservabilityTests {
         #expect(!(scalars["knn/accuracy"] ?? []).isEmpty, "\(scalars.keys)")
     }
 
+    @Test("the collapse alarm reaches the log, /metrics, the status page, status.json and systemd's STATUS=")
+    func collapseAlarmEverywhere() throws {
+        // A threshold no embedding can meet (the std ratio is at most about 1): the plumbing is
+        // under test here; HealthTests shows which encoders raise it at the default thresholds.
+        let ws = try Self.workspace(monitor: "collapse_std_ratio = 10.0\ncollapse_steps = 3")
+        defer { removeTemporaryDirectory(ws.root) }
+        let listener = try DatagramListener(path: ws.root.appendingPathComponent("notify.sock").path)
+        let daemon = try DaemonProcess(try daemonBinary(), ws.arguments([]), environment: ["NOTIFY_SOCKET": listener.path],
+                                       logDirectory: ws.root, name: "collapse")
+        let (_, _, base) = try Self.endpoint(daemon, ws)
+        #expect(daemon.waitForStatus(in: ws.state, seconds: 240) { ($0.json["training"] as? [String: Any])?["collapse"] as? Bool == true },
+                "\(daemon.stderr.suffix(1500))")
+        #expect(daemon.stderr.contains("collapse alarm"))
+        let metric = try run(Self.python, [Self.script("check_metrics.py"), "value", base, "ssl_collapse_alarm"])
+        #expect(metric.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1.0", "\(metric.stdout)\(metric.stderr)")
+        let page = String(decoding: try Self.get(base + "/"), as: UTF8.self)
+        #expect(page.contains("collapse alarm") && page.contains("std ratio"), "\(page.prefix(1500))")
+        let human = try run(try daemonBinary(), ["status", "--state-dir", ws.state.path])
+        #expect(human.stdout.contains("COLLAPSE ALARM"), "\(human.stdout)")
+        usleep(2_500_000)
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait(seconds: 90)?.status == 0)
+        usleep(300_000)
+        #expect(listener.messages.contains { $0.contains("STATUS=") && $0.contains("COLLAPSE ALARM") }, "\(listener.messages.suffix(5))")
+    }
+
+    @Test("run --once draws a progress bar of its files on a terminal; logs and pipes stay clean")
+    func runOnceProgress() throws {
+        let ws = try RunCommandTests.Workspace(clips: ["h264_aac.mp4", "video_only.mp4"])
+        defer { removeTemporaryDirectory(ws.root) }
+        let command = ([try daemonBinary()] + ws.arguments(["--once"])).map { "'\($0)'" }.joined(separator: " ")
+        let tty = try run("/usr/bin/script", ["-qec", command, "/dev/null"])
+        #expect(tty.status == 0, "\(tty.stdout.suffix(800))")
+        #expect(tty.stdout.contains("files [") && tty.stdout.contains("2/2"), "\(tty.stdout.suffix(800))")
+        let piped = try run(try daemonBinary(), ws.arguments(["--once"]).map { $0 == ws.state.path ? ws.root.appendingPathComponent("state2").path : $0 })
+        #expect(piped.status == 0 && !piped.stderr.contains("\u{1B}[2K") && !piped.stderr.contains("files ["), "\(piped.stderr.suffix(800))")
+    }
+
     @Test("probe over many inputs draws a progress bar on a terminal and nothing extra on a pipe")
     func progressOnTerminal() throws {
         let clips = ["h264_aac.mp4", "vp9_opus.webm", "mpeg4_mp3.mkv", "video_only.mp4"].map(sampleClip)

@@ -31,9 +31,15 @@ final class HTTPEndpoint: Sendable {
     private let channel: Channel
     let address: String
 
+    private init(group: MultiThreadedEventLoopGroup, channel: Channel, address: String) {
+        self.group = group
+        self.channel = channel
+        self.address = address
+    }
+
     /// Binds `listen` (port 0: any free port) and serves `route` there.
-    init(listen: ListenAddress, maxConnections: Int, logger: Logger,
-         route: @escaping @Sendable (_ method: HTTPMethod, _ path: String, _ query: String) -> HTTPReply) throws(DaemonError) {
+    static func start(listen: ListenAddress, maxConnections: Int, logger: Logger,
+                      route: @escaping @Sendable (_ method: HTTPMethod, _ path: String, _ query: String) -> HTTPReply) async throws(DaemonError) -> HTTPEndpoint {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let open = Atomic<Int>(0)
         let limits = {
@@ -61,17 +67,17 @@ final class HTTPEndpoint: Sendable {
                     try sync.addHandler(HTTPRouteHandler(route: route))
                 }
             }
+        let channel: Channel
         do {
-            channel = try bootstrap.bind(host: listen.host, port: listen.port).wait()
+            channel = try await bootstrap.bind(host: listen.host, port: listen.port).get()
         } catch {
-            try? group.syncShutdownGracefully()
+            try? await group.shutdownGracefully()
             throw .endpoint("\(listen)", "cannot listen: \(error)")
         }
-        self.group = group
         var bound = listen
         bound.port = channel.localAddress?.port ?? listen.port
-        address = bound.description
-        logger.info("http endpoint listening", metadata: ["address": "\(address)", "loopback_only": "\(listen.isLoopback)"])
+        logger.info("http endpoint listening", metadata: ["address": "\(bound)", "loopback_only": "\(listen.isLoopback)"])
+        return HTTPEndpoint(group: group, channel: channel, address: bound.description)
     }
 
     /// Stops accepting, closes the listening socket and every connection, and ends the loop.

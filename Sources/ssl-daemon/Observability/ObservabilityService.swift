@@ -24,7 +24,7 @@ struct ObservabilityService: Service {
             var lastFailure: String?
             while !Task.isShuttingDownGracefully {
                 do {
-                    let endpoint = try HTTPEndpoint(listen: listen, maxConnections: maxConnections, logger: logger, route: route)
+                    let endpoint = try await HTTPEndpoint.start(listen: listen, maxConnections: maxConnections, logger: logger, route: route)
                     boundAddress.value = endpoint.address
                     try? await gracefulShutdown()
                     await endpoint.close()
