@@ -7,8 +7,9 @@
 # so both arms do exactly the same work: same batches, same decode, same steps), default model and
 # batch. Arms, alternated RUNS times each (off, on, off, on, ...):
 #   off  http.listen = "" and, in [monitor], tensorboard = false, retrieval_every = 0
-#   on   the defaults (endpoint, TensorBoard events, effective rank, retrieval panel), with a client
-#        fetching /metrics, /api/status and / (the status page) every second for the whole run
+#   on   the defaults (endpoint, TensorBoard events, effective rank, retrieval panel), with one
+#        client (a kept-alive connection) fetching /metrics, /api/status and / (the status page)
+#        every second for the whole run
 # Reported: wall seconds from start to exit (median per arm), pairs trained per second, and the
 # difference. SSL_DAEMON_BIN picks the binary; otherwise `swift build -c release`.
 set -euo pipefail
@@ -44,10 +45,22 @@ run_arm() { # ARM INDEX -> prints "seconds pairs_trained"
   "$bin" "${args[@]}" > "$work/$arm-$i.out" 2> "$work/$arm-$i.err" &
   local pid=$!
   if [ "$arm" = on ]; then
-    ( while kill -0 "$pid" 2>/dev/null; do
-        for path in /metrics /api/status /; do curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$port$path" || true; done
-        sleep 1
-      done ) &
+    # One client process with a kept-alive connection (as Prometheus scrapes): spawning curl three
+    # times a second would cost this 2-core machine more than the answers do.
+    python3 - "$port" "$pid" <<'SCRAPE' &
+import http.client, os, sys, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+conn = None
+while os.path.exists(f"/proc/{pid}"):
+    for path in ("/metrics", "/api/status", "/"):
+        try:
+            conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", path)
+            conn.getresponse().read()
+        except Exception:  # the daemon starting or gone
+            conn = None
+    time.sleep(1)
+SCRAPE
     scraper=$!
   fi
   wait "$pid"
