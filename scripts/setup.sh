@@ -10,6 +10,10 @@ apt_packages=(
   libopenblas-dev pkgconf ffmpeg python3-venv
   # the status-page test: a headless browser (and curl for plain requests)
   chromium fonts-dejavu-core curl
+  # the live-protocol tests' real servers: GStreamer's RTSP server (run from Debian's python3 with
+  # PyGObject), nginx with its RTMP module; SRT, TCP, UDP and HLS come from the ffmpeg CLI
+  gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad python3-gi nginx libnginx-mod-rtmp
 )
 
 missing=()

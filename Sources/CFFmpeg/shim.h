@@ -24,6 +24,10 @@ static inline int cffmpeg_averror_invaliddata(void) { return AVERROR_INVALIDDATA
 static inline int cffmpeg_averror_decoder_not_found(void) { return AVERROR_DECODER_NOT_FOUND; }
 static inline int cffmpeg_averror_stream_not_found(void) { return AVERROR_STREAM_NOT_FOUND; }
 static inline int cffmpeg_averror_etimedout(void) { return AVERROR(ETIMEDOUT); }
+/// HTTP status codes as FFmpeg reports them (HTTP, HLS, RTSP: rtsp.c maps RTSP replies onto them).
+static inline int cffmpeg_averror_http_unauthorized(void) { return AVERROR_HTTP_UNAUTHORIZED; }
+static inline int cffmpeg_averror_http_forbidden(void) { return AVERROR_HTTP_FORBIDDEN; }
+static inline int cffmpeg_averror_http_not_found(void) { return AVERROR_HTTP_NOT_FOUND; }
 static inline int64_t cffmpeg_nopts_value(void) { return AV_NOPTS_VALUE; }
 
 /// av_err2str without the compound literal: writes the message for `errnum` into `buf`.

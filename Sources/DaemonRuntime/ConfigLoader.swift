@@ -38,6 +38,16 @@ extension DaemonConfig {
     private mutating func apply(_ table: [(key: String, value: TOMLValue)], prefix: String, file: String) throws(ConfigError) {
         for (name, value) in table {
             let key = prefix.isEmpty ? name : "\(prefix).\(name)"
+            if key == "streams" {
+                guard case .table(let named) = value else { throw ConfigError(description: "config \(file): 'streams' must be tables [streams.NAME]") }
+                for (streamName, body) in named {
+                    guard case .table(let settings) = body else {
+                        throw ConfigError(description: "config \(file): 'streams.\(streamName)' must be a table [streams.\(streamName)] with a url")
+                    }
+                    namedStreams.append(try StreamSettings.read(name: streamName, table: settings, origin: file))
+                }
+                continue
+            }
             if case .table(let sub) = value {
                 guard Self.sections.contains(key) else { throw ConfigError(description: "config \(file): unknown section [\(key)]") }
                 try apply(sub, prefix: key, file: file)
@@ -74,6 +84,8 @@ extension DaemonConfig {
     }
 
     /// The effective config as TOML, every key with its value, what it is and its valid range.
+    /// Secrets are masked (URL credentials, passphrases, header values): this is what
+    /// `--print-config` shows and what checkpoints keep, and neither may hold a secret.
     package func toml() -> String {
         var out = "# ssl-daemon configuration (every key, with its effective value)\n"
         var section = ""
@@ -90,8 +102,14 @@ extension DaemonConfig {
             case .choice(let values): range = " (one of: \(values.joined(separator: ", ")))"
             case .integers, .reals: range = " (valid: \(field.range))"
             }
-            out += "\(parts.last!) = \(field.formatted(in: self))  # \(field.help)\(range)\n"
+            out += "\(parts.last!) = \(field.formatted(in: self, redacted: true))  # \(field.help)\(range)\n"
         }
+        if namedStreams.isEmpty {
+            out += "\n# [streams.NAME]: a live stream with options of its own; NAME labels its metrics. Keys:\n"
+            for (key, help) in StreamSettings.keys { out += "#   \(key): \(help)\n" }
+            out += "# [streams.door]\n# url = \"rtsp://user:password@192.0.2.10:554/stream1\"\n# rtsp_transport = \"tcp\"\n"
+        }
+        for stream in namedStreams { out += stream.redactedTOML }
         return out
     }
 
@@ -115,7 +133,13 @@ extension DaemonConfig {
         try check(pairing.patchSize % 2 == 0 && pairing.patchSize <= size, "pairing.patch_size = \(pairing.patchSize) must be even and at most decode.size = \(size)")
         let mix = pairing.mix
         try check(mix.temporal + mix.tracked + mix.audioVideo > 0, "pairing.mix.temporal, pairing.mix.tracked and pairing.mix.audio_video are all 0: no pair kind would be trained")
-        try check(!deterministic || streams.isEmpty, "training.deterministic works with file sources only (sources.streams must be empty)")
+        let live = liveStreams
+        try check(!deterministic || live.isEmpty, "training.deterministic works with file sources only (sources.streams and [streams.*] must be empty)")
+        for stream in namedStreams { try stream.validate() }
+        var names: Set<String> = []
+        for stream in live where !names.insert(stream.name).inserted {
+            throw ConfigError(description: "config: two live streams are named '\(stream.name)' (the names live-N belong to sources.streams)")
+        }
         for location in streams {
             let source: MediaSource
             do { source = try MediaSource(location) } catch {
@@ -150,7 +174,7 @@ extension DaemonConfig {
         let head = m(batch, 3, max(projectionHidden, embedding), 4 * 4)
         let queueBytes = objective == .moco ? m(queue, embedding, 4) + m(3, batch, queue, 4) : 0
         let frame = m(size, size * 16 / 9, 3)
-        let live = m(liveQueueFrames, streams.count, frame)
+        let live = m(liveQueueFrames, liveStreams.count, frame)
         let parameters = m(max(projectionHidden, embedding), max(projectionHidden, embedding), 4 * 8)
         return [
             ("pairing.buffer_bytes", min(pairing.bufferBytes, Int.max / 4)),

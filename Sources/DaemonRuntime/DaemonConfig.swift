@@ -1,4 +1,5 @@
 import Glibc
+import StreamDecode
 import TemporalContrast
 
 /// Every setting of `ssl-daemon run`, with its default. The TOML file, the flags and
@@ -8,6 +9,8 @@ package struct DaemonConfig: Sendable, Equatable {
     // [sources]
     package var watch: [String] = []
     package var streams: [String] = []
+    /// `[streams.NAME]` tables: live streams with options of their own, in file order.
+    package var namedStreams: [StreamSettings] = []
     package var epochs = 1
     package var pollInterval = 2.0
     package var settleSeconds = 1.0
@@ -81,6 +84,12 @@ package struct DaemonConfig: Sendable, Equatable {
     package var pairing = PairingConfig()
 
     package init() {}
+
+    /// Every live stream: those of `sources.streams` (named `live-0`, `live-1`, ... in order, all
+    /// options at their defaults), then the `[streams.NAME]` tables.
+    package var liveStreams: [StreamSettings] {
+        streams.enumerated().map { StreamSettings(name: "live-\($0.offset)", url: $0.element) } + namedStreams
+    }
 
     /// Compute threads: the configured count, or the cores left after the decoder threads.
     /// Deterministic runs default to one thread: results then do not depend on the machine.
@@ -174,15 +183,17 @@ package struct ConfigField: Sendable {
         }
     }
 
-    /// The value as written in TOML.
-    func formatted(in config: DaemonConfig) -> String {
-        switch kind {
+    /// The value as written in TOML; with `redacted`, URLs among strings have their secrets
+    /// masked (`MediaSource.redacted`; paths are unchanged).
+    func formatted(in config: DaemonConfig, redacted: Bool = false) -> String {
+        let shown: (String) -> String = redacted ? { MediaSource.redacted($0) } : { $0 }
+        return switch kind {
         case .int(let p): String(config[keyPath: p])
         case .double(let p): DaemonConfig.number(config[keyPath: p])
         case .float(let p): DaemonConfig.number(config[keyPath: p])
-        case .string(let p): DaemonConfig.quoted(config[keyPath: p])
+        case .string(let p): DaemonConfig.quoted(shown(config[keyPath: p]))
         case .bool(let p): String(config[keyPath: p])
-        case .strings(let p): "[" + config[keyPath: p].map(DaemonConfig.quoted).joined(separator: ", ") + "]"
+        case .strings(let p): "[" + config[keyPath: p].map { DaemonConfig.quoted(shown($0)) }.joined(separator: ", ") + "]"
         case .choice(let c): DaemonConfig.quoted(c.get(config))
         }
     }

@@ -31,6 +31,10 @@ public struct DecodeError: Error, Sendable, CustomStringConvertible, CustomRefle
         case timedOut = "timed_out"
         /// `MediaDecoder.interrupt()` was called from another thread.
         case interrupted
+        /// The server refused the credentials, or the request without them (HTTP, HLS or RTSP 401
+        /// or 403, an SRT passphrase rejected): only a change of user, password, passphrase or
+        /// header fixes it.
+        case unauthorized
         /// The URL's scheme is not one of the supported source kinds, or the protocol was refused.
         case protocolNotAllowed = "protocol_not_allowed"
         /// Anything else FFmpeg reported (internal failures, protocol-level errors such as HTTP
@@ -67,15 +71,16 @@ public struct DecodeError: Error, Sendable, CustomStringConvertible, CustomRefle
     /// network, descriptors or memory freed), `timedOut` (a hung mount or stalled server) and
     /// `interrupted` (the caller stopped us; the input is not at fault). Not transient: content
     /// failures (`invalidData`, `truncated`, `noStreams`, `unsupportedCodec`), which only a
-    /// different file fixes; `notFound`, which only a new file fixes; `invalidOptions` and
+    /// different file fixes; `notFound`, which only a new file fixes; `unauthorized`, which only
+    /// new credentials fix; `invalidOptions` and
     /// `protocolNotAllowed`, which only the caller's configuration fixes; and unclassified `ffmpeg`
     /// failures, which are deterministic as far as we can tell and would otherwise be retried
     /// forever.
     public var isTransient: Bool {
         switch kind {
         case .permissionDenied, .io, .timedOut, .interrupted: true
-        case .notFound, .invalidData, .truncated, .noStreams, .unsupportedCodec, .protocolNotAllowed, .ffmpeg,
-            .invalidOptions:
+        case .notFound, .invalidData, .truncated, .noStreams, .unsupportedCodec, .unauthorized, .protocolNotAllowed,
+            .ffmpeg, .invalidOptions:
             false
         }
     }
@@ -116,6 +121,9 @@ enum AVCode {
     static let invalidData = cffmpeg_averror_invaliddata()
     static let timedOut = cffmpeg_averror_etimedout()
     static let noPTS = cffmpeg_nopts_value()
+    static let httpUnauthorized = cffmpeg_averror_http_unauthorized()
+    static let httpForbidden = cffmpeg_averror_http_forbidden()
+    static let httpNotFound = cffmpeg_averror_http_not_found()
 }
 
 /// The single mapping from an errno value to a `DecodeError.Kind`, shared by FFmpeg's
@@ -162,6 +170,10 @@ func decodeError(
         kind = .unsupportedCodec
     case cffmpeg_averror_stream_not_found():
         kind = .noStreams
+    case AVCode.httpUnauthorized, AVCode.httpForbidden:
+        kind = .unauthorized
+    case AVCode.httpNotFound:
+        kind = .notFound
     default:
         // AVERROR(e) is -e on POSIX systems; FFmpeg's own codes (FFERRTAG) are far below -4095.
         kind = (code < 0 && code > -4096 ? errorKind(errno: -code) : nil) ?? .ffmpeg

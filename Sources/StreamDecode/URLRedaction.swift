@@ -19,6 +19,10 @@ extension MediaSource {
     ///   `credential`, `sessionid` or `session_id` (so `access_token`, `X-Amz-Signature`,
     ///   `api_key`, `client_secret` are all masked). A secret value runs to the next `&`.
     ///
+    /// - For RTMP (`rtmp`, `rtmps`, `rtmpt`, `rtmpts`), the stream name after the application:
+    ///   `rtmp://host/live/KEY` becomes `rtmp://host/live/***`, because servers use it as the
+    ///   stream key.
+    ///
     /// When the two readings overlap (an `@` inside a query of a URL with no path, as in
     /// `srt://h:1?user=a@b&passphrase=x`), both are masked: the result may hide more than the
     /// secret, never less.
@@ -31,6 +35,16 @@ extension MediaSource {
         let authorityEnd = bytes[start...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.endIndex
         if let at = bytes[start..<authorityEnd].lastIndex(of: UInt8(ascii: "@")), at > start {
             masked.append(start..<at)
+        }
+
+        // RTMP: everything in the path after the application's "/" is the stream name (key).
+        if String(decoding: bytes[..<start], as: UTF8.self).lowercased().hasPrefix("rtmp"), authorityEnd < bytes.count {
+            let pathEnd = bytes[authorityEnd...].firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? bytes.endIndex
+            if authorityEnd + 1 < pathEnd, let appEnd = bytes[(authorityEnd + 1)..<pathEnd].firstIndex(of: UInt8(ascii: "/")),
+                appEnd + 1 < pathEnd
+            {
+                masked.append((appEnd + 1)..<pathEnd)
+            }
         }
 
         // Parameters: each name follows "?", "&", ";" or "#".

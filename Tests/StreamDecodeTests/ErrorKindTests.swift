@@ -99,6 +99,10 @@ struct ErrorKindTests {
         // FFmpeg's own codes are not errno values.
         #expect(decodeError(AVCode.invalidData, call: "c", input: "x").kind == .invalidData)
         #expect(decodeError(AVCode.eof, call: "c", input: "x").kind == .invalidData)
+        // HTTP statuses, which rtsp.c also uses for RTSP replies: a refused login is its own kind.
+        #expect(decodeError(AVCode.httpUnauthorized, call: "c", input: "x").kind == .unauthorized)
+        #expect(decodeError(AVCode.httpForbidden, call: "c", input: "x").kind == .unauthorized)
+        #expect(decodeError(AVCode.httpNotFound, call: "c", input: "x").kind == .notFound)
     }
 
     @Test("isTransient: the input may succeed unchanged later, for every kind")
@@ -106,7 +110,7 @@ struct ErrorKindTests {
         let transient: [DecodeError.Kind: Bool] = [
             .permissionDenied: true, .io: true, .timedOut: true, .interrupted: true,
             .notFound: false, .invalidData: false, .truncated: false, .noStreams: false, .unsupportedCodec: false,
-            .protocolNotAllowed: false, .ffmpeg: false, .invalidOptions: false,
+            .unauthorized: false, .protocolNotAllowed: false, .ffmpeg: false, .invalidOptions: false,
         ]
         #expect(Set(transient.keys) == Set(DecodeError.Kind.allCases), "every kind has a stated answer")
         for (kind, expected) in transient {

@@ -30,6 +30,11 @@ struct RedactionTests {
         ),
         ("http://h/p?pass%77ord=zz&a=1", "http://h/p?pass%77ord=***&a=1"),
         ("rtmp://host/app?token=abc", "rtmp://host/app?token=***"),
+        // RTMP stream names are stream keys.
+        ("rtmp://127.0.0.1:1935/live/sk_live_123", "rtmp://127.0.0.1:1935/live/***"),
+        ("RTMPS://u:p@host/app/inst/key?x=1", "RTMPS://***@host/app/***?x=1"),
+        ("rtmp://host/app", "rtmp://host/app"),
+        ("rtmp://host/app/", "rtmp://host/app/"),
         ("rtsp://cam/x?user=a&pwd=b", "rtsp://cam/x?user=a&pwd=***"),
         ("srtp://127.0.0.1:5004?srtp_in_suite=AES_CM_128_HMAC_SHA1_80&srtp_in_params=zRhBbvl/8UQ=",
          "srtp://127.0.0.1:5004?srtp_in_suite=AES_CM_128_HMAC_SHA1_80&srtp_in_params=***"),

@@ -196,7 +196,8 @@ public final class DaemonProcess: @unchecked Sendable {
     public let stdoutURL: URL
     public let stderrURL: URL
 
-    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], logDirectory: URL, name: String) throws {
+    /// `stdin`: a file whose bytes the process reads on standard input (default: /dev/null).
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], logDirectory: URL, name: String, stdin: URL? = nil) throws {
         stdoutURL = logDirectory.appendingPathComponent("\(name).out")
         stderrURL = logDirectory.appendingPathComponent("\(name).err")
         _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
@@ -204,7 +205,7 @@ public final class DaemonProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = try stdin.map { try FileHandle(forReadingFrom: $0) } ?? FileHandle.nullDevice
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
         try process.run()
@@ -266,6 +267,12 @@ public struct DaemonStatus {
     public var filesBad: Int { (json["files"] as? [String: Int])?["bad"] ?? 0 }
     /// Per live source: connected, connections, frames.
     public var live: [[String: Any]] { json["live"] as? [[String: Any]] ?? [] }
+    /// The live source named `name` (its `[streams.NAME]`, or live-N).
+    public func live(_ name: String) -> LiveSourceStatus? {
+        live.first { $0["name"] as? String == name }.map(LiveSourceStatus.init)
+    }
+    /// Examples produced by pairing, by kind.
+    public var pairs: [String: Int] { json["pairs"] as? [String: Int] ?? [:] }
 
     public init?(stateDirectory: URL) {
         guard let data = FileManager.default.contents(atPath: stateDirectory.appendingPathComponent("status.json").path),
@@ -273,6 +280,17 @@ public struct DaemonStatus {
         else { return nil }
         json = object
     }
+}
+
+/// One live source in `status.json`.
+public struct LiveSourceStatus {
+    public let json: [String: Any]
+    public var connected: Bool { json["connected"] as? Bool ?? false }
+    public var connections: Int { json["connections"] as? Int ?? 0 }
+    public var frames: Int { json["frames"] as? Int ?? 0 }
+    public var failedAttempts: Int { json["failed_attempts"] as? Int ?? 0 }
+    public var lastRecoverySeconds: Double? { (json["last_recovery_seconds"] as? NSNumber)?.doubleValue }
+    public var lastError: String? { json["last_error"] as? String }
 }
 
 /// The largest `step=N` an ssl-daemon log mentions.

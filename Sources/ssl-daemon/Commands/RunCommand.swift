@@ -82,7 +82,7 @@ struct Run: ParsableCommand {
         if let logLevel { c.logLevel = logLevel }
         if let httpListen { c.httpListen = httpListen }
         var limits = RunLimits(once: once, maxSteps: maxSteps)
-        if c.watch.isEmpty && c.streams.isEmpty {
+        if c.watch.isEmpty && c.liveStreams.isEmpty {
             let samples = "samples/clips"
             guard FileManager.default.fileExists(atPath: samples) else {
                 throw DaemonError.noSources

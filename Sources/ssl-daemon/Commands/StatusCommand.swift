@@ -79,6 +79,8 @@ struct Status: ParsableCommand {
         for l in s["live"] as? [[String: Any]] ?? [] {
             let up = (l["connected"] as? Bool) == true ? "connected" : "disconnected"
             out += "  \(l["name"] ?? "live") \(l["url"] ?? ""): \(up), \(l["frames"] ?? 0) frames, \(l["dropped_frames"] ?? 0) dropped, \(l["reconnects"] ?? 0) reconnects"
+            if let r = number("last_recovery_seconds", in: l) { out += String(format: " (last back in %.1f s)", r) }
+            if let n = l["failed_attempts"] as? Int, n > 0 { out += ", \(n) failed attempts in a row" }
             if let e = l["last_error"] as? String { out += ", last error: \(e)" }
             out += "\n"
         }

@@ -96,6 +96,8 @@ final class DaemonMetrics: Sendable {
             counter("source_dropped_frames", l, "Frames the live source dropped at its hand-off", live.dropped_frames)
             counter("source_reconnects", l, "Reconnections of the live source", live.reconnects)
             gauge("source_last_frame_age", "seconds", l, "Seconds since the live source's last frame", live.last_frame_age_seconds)
+            gauge("source_last_recovery", "seconds", l, "Seconds from losing the live source to its next frame, at the last recovery", live.last_recovery_seconds)
+            gauge("source_failed_attempts", "", l, "Connection attempts in a row that brought no frame", Double(live.failed_attempts))
         }
         gauge("checkpoint_last_timestamp", "seconds", [], "When the last checkpoint became durable (Unix time)", s.last_checkpoint?.time)
         gauge("checkpoint_last_duration", "seconds", [], "How long writing the last checkpoint took", s.last_checkpoint?.seconds)

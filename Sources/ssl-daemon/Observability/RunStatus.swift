@@ -5,7 +5,8 @@ import Foundation
 /// has the same counters. Schema in the README ("Status document").
 struct RunStatus: Encodable, Sendable {
     struct Live: Encodable, Sendable {
-        /// The source's name in metrics: live-0, live-1, ... in configuration order.
+        /// The source's name in metrics: its `[streams.NAME]`, or live-0, live-1, ... for
+        /// `sources.streams` in configuration order.
         var name: String
         /// The URL with credentials and secrets redacted.
         var url: String
@@ -21,6 +22,10 @@ struct RunStatus: Encodable, Sendable {
         var last_frame_age_seconds: Double?
         /// Why the last connection ended, if one did.
         var last_error: String?
+        /// Seconds from losing the stream to its next frame, at the last recovery (nil before one).
+        var last_recovery_seconds: Double?
+        /// Attempts in a row that brought no frame (0 while frames flow).
+        var failed_attempts: Int
     }
     struct Files: Encodable, Sendable {
         var ok: Int, bad: Int, failed: Int, pending: Int

@@ -129,7 +129,7 @@ enum StatusPage {
         for l in s.live {
             html += "<tr><td>\(escapeHTML(l.name)) <span class=\"muted\">\(escapeHTML(l.url))</span></td>"
             html += "<td>\(l.connected ? "<span class=\"badge ok\">connected</span>" : "<span class=\"badge bad\">disconnected</span>")</td>"
-            html += "<td>\(l.fps.map { String(format: "%.1f", $0) } ?? "–")</td><td>\(l.frames)</td><td>\(l.dropped_frames)</td><td>\(l.reconnects)</td>"
+            html += "<td>\(l.fps.map { String(format: "%.1f", $0) } ?? "–")</td><td>\(l.frames)</td><td>\(l.dropped_frames)</td><td>\(l.reconnects)\(l.last_recovery_seconds.map { String(format: " · back in %.1f s", $0) } ?? "")</td>"
             html += "<td>\(l.last_frame_age_seconds.map { String(format: "%.1f s ago", $0) } ?? "–")</td><td>\(escapeHTML(l.last_error ?? "–"))</td></tr>"
         }
         html += "</table>"

@@ -97,8 +97,8 @@ final class Daemon: Sendable {
                 services.append(FileSourceService(files: files))
                 services.append(DirectoryWatcherService(watcher: watcher))
             }
-            for (i, url) in config.streams.enumerated() {
-                services.append(LiveSourceService(live: LiveSource(location: url, index: i, config: config, exchange: exchange, statistics: statistics, logger: logger)))
+            for stream in config.liveStreams {
+                services.append(LiveSourceService(live: LiveSource(stream: stream, config: config, exchange: exchange, statistics: statistics, logger: logger)))
             }
         }
         let liveSources = services.compactMap { ($0 as? LiveSourceService)?.live }
@@ -135,7 +135,8 @@ final class Daemon: Sendable {
                         name: live.name, url: MediaSource.redacted(live.location), connected: l.connected.load(ordering: .relaxed),
                         connections: connections, reconnects: max(0, connections - 1), frames: frames,
                         dropped_frames: l.droppedFrames.load(ordering: .relaxed), fps: rates.rate(live.name, total: frames, now: unix),
-                        last_frame_age_seconds: last > 0 ? max(0, unix - last) : nil, last_error: l.lastError.withLock { $0 })
+                        last_frame_age_seconds: last > 0 ? max(0, unix - last) : nil, last_error: l.lastError.withLock { $0 },
+                        last_recovery_seconds: l.lastRecovery, failed_attempts: l.failedAttempts.load(ordering: .relaxed))
                 },
                 heartbeat_age_seconds: trainer.heartbeat.age, http: boundAddress.value,
                 uptime_seconds: now.timeIntervalSince(started), updated: ISO8601DateFormatter().string(from: now),
@@ -161,7 +162,7 @@ final class Daemon: Sendable {
     func run(signals: ShutdownSignals) async throws -> RunSummary {
         ComputeThreads.configure(config.computeThreads)
         logger.info("starting", metadata: [
-            "watch": "\(config.watch)", "streams": "\(config.streams.map(MediaSource.redacted))", "step": "\(trainer.learner.step)",
+            "watch": "\(config.watch)", "streams": "\(config.liveStreams.map { "\($0.name)=\(MediaSource.redacted($0.url))" })", "step": "\(trainer.learner.step)",
             "compute_threads": "\(config.computeThreads)", "blas_core": "\(ComputeThreads.blasCore)",
         ])
         var groupConfig = ServiceGroupConfiguration(
