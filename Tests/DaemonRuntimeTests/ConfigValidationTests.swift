@@ -102,6 +102,80 @@ struct ConfigValidationTests {
         #expect(Self.problem("[sources]\nstreams = [\"udp://127.0.0.1:5000\", \"rtsp://cam/x\", \"srt://127.0.0.1:9000\", \"-\"]") == nil)
     }
 
+    @Test("[streams.NAME] tables: options load, become FFmpeg options, and name the source")
+    func streamTables() throws {
+        let c = try DaemonConfig.load(toml: """
+            [sources]
+            streams = ["udp://127.0.0.1:5000"]
+            [streams.door]
+            url = "rtsp://admin:pw@127.0.0.1:8554/stream1"
+            rtsp_transport = "tcp"
+            [streams.encoder]
+            url = "srt://127.0.0.1:9000"
+            srt_latency = 0.25
+            srt_passphrase = "0123456789abcdef"
+            [streams.cdn]
+            url = "https://127.0.0.1/live.m3u8"
+            http_headers = ["Authorization: Bearer abc", "X-Client: daemon"]
+            """, origin: "test")
+        try c.validate()
+        #expect(c.liveStreams.map(\.name) == ["live-0", "door", "encoder", "cdn"])
+        #expect(c.liveStreams[0].formatOptions.isEmpty)
+        #expect(c.namedStreams[0].formatOptions == ["rtsp_transport": "tcp"])
+        #expect(c.namedStreams[1].formatOptions == ["latency": "250000", "passphrase": "0123456789abcdef"])
+        #expect(c.namedStreams[2].formatOptions == ["headers": "Authorization: Bearer abc\r\nX-Client: daemon\r\n"])
+    }
+
+    @Test("a stream option that does not fit its URL, an unknown key, a bad value or a duplicate name is refused at start", arguments: [
+        ("[streams.a]\nurl = \"udp://127.0.0.1:1\"\nrtsp_transport = \"tcp\"", "streams.a.rtsp_transport applies to rtsp"),
+        ("[streams.a]\nurl = \"rtsp://h/x\"\nsrt_passphrase = \"0123456789\"", "streams.a.srt_passphrase applies to srt"),
+        ("[streams.a]\nurl = \"rtsp://h/x\"\nsrt_latency = 1", "streams.a.srt_latency applies to srt"),
+        ("[streams.a]\nurl = \"srt://h:1\"\nhttp_headers = [\"X: y\"]", "streams.a.http_headers applies to http"),
+        ("[streams.a]\nurl = \"srt://h:1\"\nsrt_passphrase = \"short\"", "10 to 79 characters"),
+        ("[streams.a]\nurl = \"srt://h:1\"\nsrt_latency = 100", "streams.a.srt_latency = 100"),
+        ("[streams.a]\nurl = \"srt://h:1\"\nsrt_latency = nan", "streams.a.srt_latency"),
+        ("[streams.a]\nurl = \"http://h/x\"\nhttp_headers = [\"no colon\"]", "streams.a.http_headers[0]"),
+        ("[streams.a]\nurl = \"http://h/x\"\nhttp_headers = [\"X: a\\r\\nInjected: b\"]", "streams.a.http_headers[0]"),
+        ("[streams.a]\nurl = \"rtsp://h/x\"\nrtsp_transport = \"quic\"", "one of auto, udp, tcp, http"),
+        ("[streams.a]\nurl = \"rtsp://h/x\"\ntransport = \"tcp\"", "unknown key 'streams.a.transport'"),
+        ("[streams.a]\nrtsp_transport = \"tcp\"", "[streams.a] has no url"),
+        ("[streams.a]\nurl = \"/videos/a.mp4\"", "streams.a.url"),
+        ("[streams.a]\nurl = 5", "streams.a.url"),
+        ("[streams.\"bad name\"]\nurl = \"udp://h:1\"", "stream name"),
+        ("[sources]\nstreams = [\"udp://h:1\"]\n[streams.live-0]\nurl = \"udp://h:2\"", "named 'live-0'"),
+        ("streams = 3", "'streams' must be tables"),
+        ("[streams.a]\nurl = \"udp://h:1\"\n[training]\ndeterministic = true", "training.deterministic"),
+    ])
+    func streamTableErrors(toml: String, expected: String) throws {
+        let message = try #require(Self.problem(toml), "\(toml) was accepted")
+        #expect(message.contains(expected), "\(message)")
+    }
+
+    @Test("secrets never print: not in errors, not in --print-config (the checkpoint's copy of the config)")
+    func streamTableSecrets() throws {
+        let text = """
+            [sources]
+            streams = ["rtsp://admin:hunter2@127.0.0.1/x", "rtmp://127.0.0.1/live/sk_live_77"]
+            [streams.enc]
+            url = "srt://127.0.0.1:9000?passphrase=inurl-secret-1"
+            srt_passphrase = "option-secret-22"
+            [streams.cdn]
+            url = "https://user:pw-33@127.0.0.1/live.m3u8?token=tok-44"
+            http_headers = ["Authorization: Bearer hdr-55"]
+            """
+        let c = try DaemonConfig.load(toml: text, origin: "test")
+        let printed = c.toml()
+        for secret in ["hunter2", "sk_live_77", "inurl-secret-1", "option-secret-22", "pw-33", "tok-44", "hdr-55"] {
+            #expect(!printed.contains(secret), "\(secret) printed")
+        }
+        #expect(printed.contains("[streams.enc]") && printed.contains("srt_passphrase = \"***\"") && printed.contains("Authorization: ***"))
+        // The masked config still reads back (a checkpoint's config is loaded for its model settings).
+        let back = try DaemonConfig.load(toml: printed, origin: "printed")
+        #expect(back.namedStreams.map(\.name) == ["enc", "cdn"] && back.queue == c.queue)
+        let bad = try #require(Self.problem("[streams.x]\nurl = \"gopher://u:hunter2@h/?token=abc123\""))
+        #expect(!bad.contains("hunter2") && !bad.contains("abc123"), "\(bad)")
+    }
+
     @Test("print-config output loads back to the same config and states every numeric key's range")
     func roundTrip() throws {
         var c = DaemonConfig()

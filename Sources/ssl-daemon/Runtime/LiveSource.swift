@@ -67,8 +67,12 @@ final class LiveSource: Sendable {
         queue = DropOldestQueue(capacity: config.liveQueueFrames) { item in
             if case .video = item { return true } else { return false }
         }
-        exchange.setProducer(stream.name, .active)
+        exchange.setProducer(producerName, .active)
     }
+
+    /// The exchange's key for this producer: prefixed, so no stream name can collide with the
+    /// file source's.
+    private var producerName: String { "live:" + stream.name }
 
     /// The source's name in metrics, logs and on the status page.
     var name: String { stream.name }
@@ -209,7 +213,7 @@ final class LiveSource: Sendable {
             let examples = pairing.ingest(item)
             if !examples.isEmpty { exchange.deliver(examples, waitForRoom: false) }
         }
-        exchange.setProducer(stream.name, .finished)
+        exchange.setProducer(producerName, .finished)
     }
 }
 
