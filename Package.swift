@@ -29,6 +29,12 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // Open MPI, for data-parallel training across processes (only `mpirun` makes it initialise).
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
+        ),
         .target(
             name: "StreamDecode",
             dependencies: ["CFFmpeg"],
@@ -54,6 +60,7 @@ let package = Package(
         .executableTarget(
             name: "ssl-daemon",
             dependencies: [
+                "CMPI",
                 "DaemonRuntime",
                 "StreamDecode",
                 "TemporalContrast",

@@ -86,55 +86,124 @@ public final class Learner {
     /// Trained parameters (video then audio), in a fixed order.
     public var parameters: [Parameter] { video.parameters + (audio?.parameters ?? []) }
 
-    public func train(_ batch: Batch) -> Report {
-        var total: Float = 0
+    /// One optimizer step on `batch`, alone.
+    public func train(_ batch: Batch) -> Report { train(batch, distributed: nil) }
+
+    /// A rank's part in a data-parallel step: the collective, the header every rank agreed on
+    /// (`StepHeader.exchange`), and whether MoCo keys are gathered (off only to show, in a test,
+    /// that the ranks' queues then diverge).
+    public struct DistributedStep {
+        public var collective: Collective
+        public var header: StepHeader
+        public var gatherKeys = true
+
+        public init(collective: Collective, header: StepHeader, gatherKeys: Bool = true) {
+            self.collective = collective
+            self.header = header
+            self.gatherKeys = gatherKeys
+        }
+    }
+
+    /// One optimizer step on `batch`; with `distributed`, this rank's part of a step over the
+    /// examples of every rank, equivalent to one process stepping on all of them (rank order).
+    ///
+    /// Each objective's gradient is scaled so that the sum over ranks is the gradient of the
+    /// global loss: MoCo's per-query loss by local ÷ global pairs; in-batch objectives (InfoNCE,
+    /// VICReg, cross-modal) are computed on the embeddings of every rank, gathered, and each rank
+    /// backpropagates its own rows. One allreduce sums the flat gradient (and the losses); the
+    /// non-finite guard, the clip on the global norm and the optimizer step then see the same
+    /// values on every rank, and so do the MoCo keys, gathered in rank order before they are
+    /// enqueued. A rank with no examples contributes zero gradient and takes part in every
+    /// collective all the same. Alone (`distributed` nil) every scale is 1 and every gather the
+    /// identity, so the arithmetic is exactly that of a single process.
+    public func train(_ batch: Batch, distributed: DistributedStep?) -> Report {
+        let collective = distributed?.collective
+        let ranks = collective?.size ?? 1
         var report = Report(step: step, loss: 0, learningRate: 0, skipped: false)
         var keys: Tensor?
-        if let anchors = batch.anchors, let positives = batch.positives, anchors.batch > 1 {
+        // Loss terms as this rank's share of the global loss (summed over ranks below).
+        var imageShare: Float?, audioShare: Float?
+
+        let localImages = batch.positives == nil ? 0 : batch.anchors?.batch ?? 0
+        let globalImages = distributed?.header.imagePairs ?? localImages
+        if globalImages > 1 {
             let origins = batch.imageOrigins.isEmpty ? nil : batch.imageOrigins
-            let (q, record) = video.forward(anchors)
-            let result: ObjectiveResult
+            let result: ObjectiveResult?
             switch config.objective {
             case .moco:
                 videoKey!.momentumUpdate(from: video, momentum: config.keyMomentum)
-                let k = videoKey!.embed(positives)
-                keys = k
-                result = MoCoLoss(temperature: config.temperature, maskWindow: config.maskWindow)(query: q, key: k, queue: queue!, origins: origins)
-                video.backward(result.gradients[0], record: record)
+                if localImages > 0, let anchors = batch.anchors, let positives = batch.positives {
+                    let (q, record) = video.forward(anchors)
+                    let k = videoKey!.embed(positives)
+                    keys = k
+                    let r = MoCoLoss(temperature: config.temperature, maskWindow: config.maskWindow)(query: q, key: k, queue: queue!, origins: origins)
+                    let share = Float(localImages) / Float(globalImages)
+                    video.backward(ranks > 1 ? r.gradients[0].scaled(by: share) : r.gradients[0], record: record)
+                    imageShare = r.loss * share
+                    report.embeddings = q
+                    result = r
+                } else {
+                    imageShare = 0
+                    result = nil
+                }
             case .infonce, .vicreg:
-                let (z, record2) = video.forward(positives)
-                result = config.objective == .infonce
-                    ? InfoNCELoss(temperature: config.temperature, maskWindow: config.maskWindow)(q, z, origins: origins)
-                    : VICRegLoss()(q, z)
-                video.backward(result.gradients[0], record: record)
-                video.backward(result.gradients[1], record: record2)
+                let q = batch.anchors.map { video.forward($0) }, z = batch.positives.map { video.forward($0) }
+                let all = Gathered(collective, q?.embedding, z?.embedding, origins: batch.imageOrigins, width: config.embedding)
+                let r = config.objective == .infonce
+                    ? InfoNCELoss(temperature: config.temperature, maskWindow: config.maskWindow)(all.first, all.second, origins: all.origins)
+                    : VICRegLoss()(all.first, all.second)
+                if let q, let z {
+                    video.backward(all.ownRows(of: r.gradients[0]), record: q.record)
+                    video.backward(all.ownRows(of: r.gradients[1]), record: z.record)
+                    report.embeddings = q.embedding
+                }
+                imageShare = r.loss / Float(ranks)
+                result = r
             }
-            total += result.loss
-            report.imageLoss = result.loss
-            report.health = result.health
-            report.embeddings = q
+            report.imageLoss = result?.loss
+            report.health = result?.health
         }
-        if let audio, let frames = batch.frames, let mels = batch.mels, frames.batch > 1 {
-            let (v, vr) = video.forward(frames)
-            let (a, ar) = audio.forward(mels)
+        let localAudio = batch.mels == nil ? 0 : batch.frames?.batch ?? 0
+        let globalAudio = distributed?.header.audioPairs ?? localAudio
+        if let audio, globalAudio > 1 {
+            let v = batch.frames.map { video.forward($0) }, a = batch.mels.map { audio.forward($0) }
             let normalize = L2Normalize()
             // VICReg's head is unnormalised; the cross-modal loss works on cosines either way.
-            let (vn, vc) = config.objective == .vicreg ? normalize.forward(v) : (v, nil)
-            let (an, ac) = config.objective == .vicreg ? normalize.forward(a) : (a, nil)
+            let vn = v.map { config.objective == .vicreg ? normalize.forward($0.embedding) : ($0.embedding, nil) }
+            let an = a.map { config.objective == .vicreg ? normalize.forward($0.embedding) : ($0.embedding, nil) }
+            let all = Gathered(collective, vn?.0, an?.0, origins: batch.audioOrigins, width: config.embedding)
             let result = CrossModalInfoNCELoss(temperature: config.temperature, maskWindow: config.maskWindow)(
-                video: vn, audio: an, origins: batch.audioOrigins.isEmpty ? nil : batch.audioOrigins)
-            var gv = result.gradients[0], ga = result.gradients[1]
-            for i in gv.storage.indices { gv.storage[i] *= config.audioWeight }
-            for i in ga.storage.indices { ga.storage[i] *= config.audioWeight }
-            if let vc { gv = normalize.backward(gv, cache: vc, inputGradient: true)! }
-            if let ac { ga = normalize.backward(ga, cache: ac, inputGradient: true)! }
-            video.backward(gv, record: vr)
-            audio.backward(ga, record: ar)
-            total += config.audioWeight * result.loss
+                video: all.first, audio: all.second, origins: all.origins)
+            if let v, let a, let vn, let an {
+                var gv = all.ownRows(of: result.gradients[0]), ga = all.ownRows(of: result.gradients[1])
+                for i in gv.storage.indices { gv.storage[i] *= config.audioWeight }
+                for i in ga.storage.indices { ga.storage[i] *= config.audioWeight }
+                if let vc = vn.1 { gv = normalize.backward(gv, cache: vc, inputGradient: true)! }
+                if let ac = an.1 { ga = normalize.backward(ga, cache: ac, inputGradient: true)! }
+                video.backward(gv, record: v.record)
+                audio.backward(ga, record: a.record)
+            }
             report.audioLoss = result.loss
+            audioShare = result.loss / Float(ranks)
         }
-        report.loss = total
         let parameters = self.parameters
+        if let collective, ranks > 1 {
+            // One allreduce: every gradient, then the two loss shares.
+            var flat: [Float] = []
+            flat.reserveCapacity(parameters.reduce(2) { $0 + $1.count })
+            for p in parameters { flat += p.gradient }
+            flat += [imageShare ?? 0, audioShare ?? 0]
+            collective.allreduceSum(&flat)
+            var offset = 0
+            for p in parameters {
+                p.gradient = Array(flat[offset..<(offset + p.count)])
+                offset += p.count
+            }
+            if imageShare != nil { report.imageLoss = flat[offset] }
+            if audioShare != nil { report.audioLoss = flat[offset + 1] }
+        }
+        let total = (report.imageLoss ?? 0) + config.audioWeight * (report.audioLoss ?? 0)
+        report.loss = total
         let rate = WarmupConstantSchedule(baseRate: config.learningRate, warmupSteps: config.warmupSteps).rate(at: step)
         report.learningRate = rate
         if let what = GradientGuard.nonFinite(loss: total, parameters) {
@@ -145,10 +214,28 @@ public final class Learner {
         } else {
             if config.maxGradientNorm > 0 { GradientGuard.clip(parameters, maxNorm: config.maxGradientNorm) }
             optimizer.step(parameters, learningRate: rate)
-            if let keys { queue!.enqueue(keys, origins: batch.imageOrigins.isEmpty ? nil : batch.imageOrigins) }
+            if config.objective == .moco, globalImages > 1 {
+                if let collective, ranks > 1, distributed?.gatherKeys ?? true {
+                    enqueueGathered(keys, origins: batch.imageOrigins, collective: collective)
+                } else if let keys {
+                    queue!.enqueue(keys, origins: batch.imageOrigins.isEmpty ? nil : batch.imageOrigins)
+                }
+            }
         }
         step += 1
         return report
+    }
+
+    /// MoCo keys of every rank, with their origins, enqueued in rank order (facebookresearch/moco's
+    /// concat_all_gather), so every rank's queue stays identical.
+    private func enqueueGathered(_ keys: Tensor?, origins: [SampleOrigin], collective: Collective) {
+        let d = config.embedding
+        let rows = keys?.batch ?? 0
+        let parts = collective.allgather(keys?.storage ?? [])
+        let originParts = collective.allgather(Gathered.flatten(origins.count == rows ? origins : Array(repeating: SampleOrigin(source: -1, time: 0), count: rows)))
+        let all = parts.flatMap { $0 }
+        guard all.count >= d else { return }
+        queue!.enqueue(Tensor(shape: [all.count / d, d], storage: all), origins: Gathered.unflatten(originParts.flatMap { $0 }))
     }
 
     // MARK: - State
@@ -260,5 +347,55 @@ public final class Learner {
     /// Whether every trained parameter is finite (a checkpoint of anything else would be garbage).
     public var parametersAreFinite: Bool {
         networks.allSatisfy { $0.1.parameters.allSatisfy { $0.value.allSatisfy(\.isFinite) } }
+    }
+}
+
+/// Embeddings of every rank concatenated in rank order (alone: this rank's own), with their
+/// origins, and where this rank's rows start: the forward half of VICReg's FullGatherLayer. The
+/// backward half is `ownRows(of:)`: every rank computes the same loss on the same gathered rows,
+/// so the gradient of its own rows is its whole share.
+struct Gathered {
+    var first: Tensor
+    var second: Tensor
+    var origins: [SampleOrigin]?
+    private var offset = 0
+    private var rows = 0
+
+    init(_ collective: Collective?, _ a: Tensor?, _ b: Tensor?, origins local: [SampleOrigin], width: Int) {
+        rows = a?.batch ?? 0
+        guard let collective, collective.size > 1 else {
+            first = a ?? Tensor(zeros: [0, width])
+            second = b ?? Tensor(zeros: [0, width])
+            origins = local.isEmpty ? nil : local
+            return
+        }
+        let firsts = collective.allgather(a?.storage ?? []), seconds = collective.allgather(b?.storage ?? [])
+        let originParts = collective.allgather(Self.flatten(local.count == rows ? local : Array(repeating: SampleOrigin(source: -1, time: 0), count: rows)))
+        offset = firsts[..<collective.rank].reduce(0) { $0 + $1.count } / width
+        let f = firsts.flatMap { $0 }, s = seconds.flatMap { $0 }
+        first = Tensor(shape: [f.count / width, width], storage: f)
+        second = Tensor(shape: [s.count / width, width], storage: s)
+        origins = Self.unflatten(originParts.flatMap { $0 })
+    }
+
+    /// This rank's rows of a gradient with respect to the gathered embeddings.
+    func ownRows(of gradient: Tensor) -> Tensor {
+        gradient.batch == rows ? gradient : gradient.rows(offset..<(offset + rows))
+    }
+
+    /// Origins as doubles (source, time, source, time, ...) for a collective.
+    static func flatten(_ origins: [SampleOrigin]) -> [Double] { origins.flatMap { [Double($0.source), $0.time] } }
+
+    static func unflatten(_ values: [Double]) -> [SampleOrigin] {
+        stride(from: 0, to: values.count - 1, by: 2).map { SampleOrigin(source: Int(values[$0]), time: values[$0 + 1]) }
+    }
+}
+
+extension Tensor {
+    /// Every element times `factor`.
+    func scaled(by factor: Float) -> Tensor {
+        var t = self
+        for i in t.storage.indices { t.storage[i] *= factor }
+        return t
     }
 }

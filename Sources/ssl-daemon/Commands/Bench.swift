@@ -6,7 +6,7 @@ import TemporalContrast
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Micro-benchmarks; each prints a JSON summary as its last line.",
-        subcommands: [BenchDecode.self, BenchTrain.self, BenchPairing.self]
+        subcommands: [BenchDecode.self, BenchTrain.self, BenchPairing.self, BenchDistributed.self]
     )
 }
 
