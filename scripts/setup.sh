@@ -14,6 +14,8 @@ apt_packages=(
   # PyGObject), nginx with its RTMP module; SRT, TCP, UDP and HLS come from the ffmpeg CLI
   gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad python3-gi nginx libnginx-mod-rtmp
+  # Open MPI: the build links it (data-parallel training under mpirun), the tests run mpirun
+  libopenmpi-dev openmpi-bin
 )
 
 missing=()

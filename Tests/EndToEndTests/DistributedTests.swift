@@ -1,0 +1,129 @@
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+
+/// Data-parallel training over MPI with real `mpirun` (Open MPI), two ranks oversubscribed on this
+/// machine: equivalence with one process on the same examples, uneven input, a stalled rank and a
+/// dead one.
+@Suite("Distributed training under mpirun", .serialized, .timeLimit(.minutes(15)))
+struct DistributedTests {
+    /// Open MPI refuses root unless told it is deliberate (its documented variables).
+    static let environment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]
+    static let python = repositoryRoot.appendingPathComponent(".venv/bin/python").path
+    static let compare = repositoryRoot.appendingPathComponent("Tests/EndToEndTests/Python/compare_states.py").path
+    /// A learning rate at which 20 steps on noise stay well-conditioned: float rounding (sums in
+    /// another order on two ranks) then stays near 1e-7 instead of being amplified step by step.
+    static let settings = ["--learning-rate", "0.003", "--steps", "20"]
+    /// Tolerance on parameters, key encoder and queue (measured: below 1e-6).
+    static let tolerance = "1e-4"
+
+    /// Whether `pid` is a live process: not gone, and not a zombie that nobody has reaped (in a
+    /// container the orphaned ranks' new parent may never reap them).
+    static func isRunning(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+        return state != "Z" && state != "X"
+    }
+
+    static func mpirun(_ ranks: Int, _ arguments: [String]) throws -> ProcessResult {
+        try run("mpirun", ["--oversubscribe", "-np", String(ranks), try daemonBinary()] + arguments, environment: environment)
+    }
+
+    static func alone(_ arguments: [String]) throws -> ProcessResult {
+        try run(try daemonBinary(), arguments)
+    }
+
+    /// compare_states.py's verdict and output.
+    static func compareStates(_ a: URL, _ b: URL, _ extra: [String]) throws -> ProcessResult {
+        try run(python, [compare, a.path, b.path] + extra)
+    }
+
+    @Test("2 ranks with batch b train like 1 process with batch 2b; the ranks stay bit-identical", arguments: ["moco", "vicreg"])
+    func equivalence(objective: String) throws {
+        let dir = try makeTemporaryDirectory("ssl-mpi")
+        defer { removeTemporaryDirectory(dir) }
+        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
+        let single = try Self.alone(["bench", "distributed", "--objective", objective, "--batch", "16", "--out", one.path] + Self.settings)
+        #expect(single.status == 0, "\(single.stderr)")
+        let pair = try Self.mpirun(2, ["bench", "distributed", "--objective", objective, "--batch", "8", "--out", two.path] + Self.settings)
+        #expect(pair.status == 0, "\(pair.stdout) \(pair.stderr)")
+        #expect(pair.stdout.contains("\"ranks\": 2"), "\(pair.stdout)")
+        let rank0 = two.appendingPathComponent("rank-0.safetensors"), rank1 = two.appendingPathComponent("rank-1.safetensors")
+        let same = try Self.compareStates(one.appendingPathComponent("rank-0.safetensors"), rank0, ["--atol", Self.tolerance, "--ignore", "optimizer."])
+        #expect(same.status == 0, "\(objective): \(same.stdout) \(same.stderr)")
+        let identical = try Self.compareStates(rank0, rank1, ["--identical"])
+        #expect(identical.status == 0, "\(objective): ranks differ: \(identical.stdout)")
+    }
+
+    @Test("without the key all-gather the ranks' queues diverge: the equivalence test can fail")
+    func keyGatherMatters() throws {
+        let dir = try makeTemporaryDirectory("ssl-mpi")
+        defer { removeTemporaryDirectory(dir) }
+        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
+        #expect(try Self.alone(["bench", "distributed", "--batch", "16", "--out", one.path] + Self.settings).status == 0)
+        let pair = try Self.mpirun(2, ["bench", "distributed", "--batch", "8", "--no-key-gather", "--out", two.path] + Self.settings)
+        #expect(pair.status == 0, "\(pair.stderr)")
+        let queue = try Self.compareStates(one.appendingPathComponent("rank-0.safetensors"), two.appendingPathComponent("rank-0.safetensors"),
+                                           ["--atol", Self.tolerance, "--ignore", "optimizer.", "--expect-differ", "queue."])
+        #expect(queue.status == 0, "the queues did not diverge: \(queue.stdout)")
+        let ranks = try Self.compareStates(two.appendingPathComponent("rank-0.safetensors"), two.appendingPathComponent("rank-1.safetensors"), ["--identical"])
+        #expect(ranks.status != 0, "ranks identical without the gather: \(ranks.stdout)")
+    }
+
+    @Test("uneven input: rank 1 without data for 5 steps; the run completes and matches one process fed the same global batches")
+    func unevenInput() throws {
+        let dir = try makeTemporaryDirectory("ssl-mpi")
+        defer { removeTemporaryDirectory(dir) }
+        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
+        let drop = ["--drop-rows", "8-16", "--drop-steps", "5-10"]
+        #expect(try Self.alone(["bench", "distributed", "--batch", "16", "--out", one.path] + drop + Self.settings).status == 0)
+        let pair = try Self.mpirun(2, ["bench", "distributed", "--batch", "8", "--out", two.path] + drop + Self.settings)
+        #expect(pair.status == 0, "\(pair.stderr)")
+        let same = try Self.compareStates(one.appendingPathComponent("rank-0.safetensors"), two.appendingPathComponent("rank-0.safetensors"),
+                                          ["--atol", Self.tolerance, "--ignore", "optimizer."])
+        #expect(same.status == 0, "\(same.stdout) \(same.stderr)")
+    }
+
+    @Test("a rank stalled inside a step past the step timeout: both ranks exit, non-zero, within the bound")
+    func stalledRank() throws {
+        let dir = try makeTemporaryDirectory("ssl-mpi")
+        defer { removeTemporaryDirectory(dir) }
+        let started = monotonicSeconds()
+        let result = try Self.mpirun(2, [
+            "bench", "distributed", "--batch", "4", "--steps", "10", "--stall-rank", "1", "--stall-at", "3",
+            "--stall-seconds", "600", "--step-timeout", "5", "--out", dir.path,
+        ])
+        let took = monotonicSeconds() - started
+        #expect(result.status != 0)
+        #expect(took < 120, "took \(took) s")
+        #expect(result.stderr.contains("did not complete in time"), "\(result.stderr.suffix(2000))")
+        for rank in 0..<2 {
+            let pid = try String(contentsOf: dir.appendingPathComponent("rank-\(rank).pid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(!Self.isRunning(pid_t(pid)!), "rank \(rank) (pid \(pid)) is still running")
+        }
+    }
+
+    @Test("SIGKILL of rank 1 mid-run: the job exits non-zero within 30 s and leaves no process behind")
+    func deadRank() throws {
+        let dir = try makeTemporaryDirectory("ssl-mpi")
+        defer { removeTemporaryDirectory(dir) }
+        let job = try DaemonProcess("/usr/bin/mpirun", ["--oversubscribe", "-np", "2", try daemonBinary(),
+            "bench", "distributed", "--batch", "4", "--steps", "100000", "--log-steps", "--out", dir.path],
+            environment: Self.environment, logDirectory: dir, name: "job")
+        #expect(job.waitFor(seconds: 120) { $0.contains("step 3 ") }, "\(job.stderr.suffix(1000))")
+        let pids = try (0..<2).map { rank in
+            pid_t(try String(contentsOf: dir.appendingPathComponent("rank-\(rank).pid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))!
+        }
+        let killed = monotonicSeconds()
+        Glibc.kill(pids[1], SIGKILL)
+        let ended = job.wait(seconds: 60)
+        let took = monotonicSeconds() - killed
+        #expect(ended != nil && ended?.status != 0, "\(String(describing: ended))")
+        #expect(took <= 30, "took \(took) s")
+        usleep(500_000)
+        #expect(!Self.isRunning(pids[0]), "rank 0 is still running")
+    }
+}
