@@ -1,4 +1,5 @@
 import ArgumentParser
+import DaemonRuntime
 import Foundation
 import Logging
 import TemporalContrast
@@ -19,7 +20,13 @@ struct BenchDistributed: ParsableCommand {
             """#
     )
 
-    @Option(help: "Objective on the image pairs.")
+    @Option(help: "small: 32 px images, a 64-key queue, audio-video pairs too (the equivalence tests); reference: the reference MoCo workload of `bench train` (64 px, 4096 keys, no audio), for timing.")
+    var preset: DistributedPreset = .small
+
+    @Option(help: "Video encoder.")
+    var video: VideoArchitecture = .reference
+
+    @Option(help: "Objective on the image pairs (preset small).")
     var objective: LearnerConfig.Objective = .moco
 
     @Option(help: "Image pairs (and as many audio-video pairs) per rank and step.")
@@ -96,11 +103,20 @@ struct BenchDistributed: ParsableCommand {
         let collective: Collective = mpi ?? SingleProcess()
         defer { mpi?.finalize() }
         var config = LearnerConfig()
-        config.objective = objective
-        config.queue = queue
-        config.warmupSteps = 2
-        config.learningRate = learningRate
-        config.seed = seed
+        var size = imageSize, audio = true
+        switch preset {
+        case .small:
+            config.objective = objective
+            config.queue = queue
+            config.warmupSteps = 2
+            config.learningRate = learningRate
+            config.seed = seed
+        case .reference:
+            config = ReferenceWorkload.config(seed: seed)
+            size = ReferenceWorkload.imageSize
+            audio = false
+        }
+        config.video = video.backbone
         let learner = Learner(config: config)
         if !out.isEmpty {
             // Each rank's pid, for tests that kill one rank.
@@ -116,10 +132,10 @@ struct BenchDistributed: ParsableCommand {
             let keep = (collective.rank * batch..<(collective.rank + 1) * batch).filter { row in
                 !(dropped?.contains(step) == true && rows?.contains(row) == true)
             }
-            let data = SyntheticBatch(seed: seed, step: step, rows: global, imageSize: imageSize)
+            let data = SyntheticBatch(seed: seed, step: step, rows: global, imageSize: size, audio: audio)
             let local = data.batch(rows: keep)
             let header = try StepHeader.exchange(
-                imagePairs: keep.count, audioPairs: keep.count, stopping: false, checkpoint: false, step: learner.step, over: collective)
+                imagePairs: keep.count, audioPairs: audio ? keep.count : 0, stopping: false, checkpoint: false, step: learner.step, over: collective)
             let report = learner.train(local, distributed: .init(collective: collective, header: header, gatherKeys: !noKeyGather))
             if logSteps && collective.rank == 0 {
                 FileHandle.standardError.write(Data("step \(report.step) loss \(report.loss) image \(report.imageLoss ?? .nan) audio \(report.audioLoss ?? .nan) skipped \(report.skipped)\n".utf8))
@@ -140,15 +156,19 @@ struct BenchDistributed: ParsableCommand {
     }
 }
 
+enum DistributedPreset: String, CaseIterable, ExpressibleByArgument {
+    case small, reference
+}
+
 /// One step's global batch of seeded synthetic examples: image pairs (a random image and a noisy
-/// copy) and audio-video pairs, with origins from 4 sources, a function of (seed, step) only.
+/// copy) and, with `audio`, audio-video pairs, with origins from 4 sources, a function of (seed, step) only.
 struct SyntheticBatch {
     let anchors: [[Float]], positives: [[Float]], frames: [[Float]], mels: [[Float]]
     let origins: [SampleOrigin]
     let imageSize: Int
     static let melBands = 64, melFrames = 96
 
-    init(seed: UInt64, step: Int, rows: Int, imageSize: Int) {
+    init(seed: UInt64, step: Int, rows: Int, imageSize: Int, audio: Bool) {
         var rng = RandomSource(seed: seed &* 1_000_003 &+ UInt64(step) &+ 17)
         let pixels = imageSize * imageSize * 3, mel = Self.melBands * Self.melFrames
         var a: [[Float]] = [], p: [[Float]] = [], f: [[Float]] = [], m: [[Float]] = [], o: [SampleOrigin] = []
@@ -156,8 +176,10 @@ struct SyntheticBatch {
             let image = (0..<pixels).map { _ in rng.normal() }
             a.append(image)
             p.append(image.map { $0 + 0.3 * rng.normal() })
-            f.append((0..<pixels).map { _ in rng.normal() })
-            m.append((0..<mel).map { _ in rng.normal() })
+            if audio {
+                f.append((0..<pixels).map { _ in rng.normal() })
+                m.append((0..<mel).map { _ in rng.normal() })
+            }
             o.append(SampleOrigin(source: row % 4, time: Double(step * rows + row)))
         }
         anchors = a
@@ -176,9 +198,11 @@ struct SyntheticBatch {
         b.anchors = Tensor(shape: [n, s, s, 3], storage: rows.flatMap { anchors[$0] })
         b.positives = Tensor(shape: [n, s, s, 3], storage: rows.flatMap { positives[$0] })
         b.imageOrigins = rows.map { origins[$0] }
-        b.frames = Tensor(shape: [n, s, s, 3], storage: rows.flatMap { frames[$0] })
-        b.mels = Tensor(shape: [n, Self.melBands, Self.melFrames, 1], storage: rows.flatMap { mels[$0] })
-        b.audioOrigins = rows.map { origins[$0] }
+        if !frames.isEmpty {
+            b.frames = Tensor(shape: [n, s, s, 3], storage: rows.flatMap { frames[$0] })
+            b.mels = Tensor(shape: [n, Self.melBands, Self.melFrames, 1], storage: rows.flatMap { mels[$0] })
+            b.audioOrigins = rows.map { origins[$0] }
+        }
         return b
     }
 }
