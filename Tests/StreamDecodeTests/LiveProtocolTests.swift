@@ -29,6 +29,20 @@ struct LiveProtocolTests {
         }
     }
 
+    /// The error opening `url` gives once the server is up: tries for up to 30 s until it is
+    /// `unauthorized` (before the server listens, it is a refused connection or a 404).
+    static func refusal(_ url: String) -> DecodeError? {
+        var options = DecodeOptions()
+        options.ioTimeout = 5
+        let deadline = monotonicSeconds() + 30
+        var failure: DecodeError?
+        while failure?.kind != .unauthorized && monotonicSeconds() < deadline {
+            do { _ = try MediaDecoder(url, options: options) } catch { failure = error }
+            if failure?.kind != .unauthorized { usleep(300_000) }
+        }
+        return failure
+    }
+
     @Test("video and audio arrive with the clip's timestamps", arguments: LiveServer.Kind.allCases)
     func timestamps(kind: LiveServer.Kind) throws {
         let work = try makeTemporaryDirectory("ssl-proto")
@@ -75,15 +89,7 @@ struct LiveProtocolTests {
         let server = try LiveServer(.rtspTCP, clip: try makeLiveClip(in: work, seconds: 10), work: work)
         defer { server.kill() }
         let wrong = "not-the-password-91"
-        var options = DecodeOptions()
-        options.ioTimeout = 5
-        let deadline = monotonicSeconds() + 30
-        var failure: DecodeError?
-        while failure?.kind != .unauthorized && monotonicSeconds() < deadline {
-            do { _ = try MediaDecoder(server.url(password: wrong), options: options) } catch { failure = error }
-            if failure?.kind != .unauthorized { usleep(300_000) }
-        }
-        let error = try #require(failure)
+        let error = try #require(Self.refusal(server.url(password: wrong)))
         #expect(error.kind == .unauthorized, "\(error)")
         #expect(!error.isTransient)
         #expect(!"\(error)".contains(wrong) && !String(reflecting: error).contains(wrong))
@@ -96,14 +102,7 @@ struct LiveProtocolTests {
         defer { removeTemporaryDirectory(work) }
         let server = try LiveServer(.hls, clip: try makeLiveClip(in: work, seconds: 10), work: work)
         defer { server.kill() }
-        var options = DecodeOptions()
-        options.ioTimeout = 5
-        let deadline = monotonicSeconds() + 30
-        var failure: DecodeError?
-        while failure?.kind != .unauthorized && monotonicSeconds() < deadline {
-            do { _ = try MediaDecoder(server.url(), options: options) } catch { failure = error }
-            if failure?.kind != .unauthorized { usleep(300_000) }
-        }
+        let failure = Self.refusal(server.url())
         #expect(failure?.kind == .unauthorized, "\(String(describing: failure))")
     }
 }
