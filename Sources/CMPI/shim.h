@@ -12,7 +12,7 @@ static inline MPI_Datatype cmpi_double(void) { return MPI_DOUBLE; }
 static inline MPI_Datatype cmpi_int(void) { return MPI_INT; }
 static inline MPI_Datatype cmpi_byte(void) { return MPI_BYTE; }
 static inline MPI_Op cmpi_sum(void) { return MPI_SUM; }
-static inline int cmpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
+static inline int cmpi_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
 static inline int cmpi_success(void) { return MPI_SUCCESS; }
 static inline void *cmpi_in_place(void) { return MPI_IN_PLACE; }
 

@@ -76,6 +76,10 @@ package struct DaemonConfig: Sendable, Equatable {
     package var knnEvery = 500
     package var knnK = 20
     package var knnTemperature = 0.07
+    // [distributed]
+    package var stepTimeout = 120.0
+    package var checksumEvery = 100
+    package var splitFiles = true
     // top level
     package var stateDir = "state"
     package var graceSeconds = 30.0
@@ -266,6 +270,9 @@ extension DaemonConfig {
         ConfigField("monitor.knn_every", .int(\.knnEvery), .integers(1...100_000_000), help: "kNN monitor: steps between evaluations"),
         ConfigField("monitor.knn_k", .int(\.knnK), .integers(1...10_000), help: "kNN monitor: neighbours that vote"),
         ConfigField("monitor.knn_temperature", .double(\.knnTemperature), .reals(lower: 0, lowerOpen: true, upper: 10), help: "kNN monitor: temperature of the vote weights exp(cos / T)"),
+        ConfigField("distributed.step_timeout", .double(\.stepTimeout), .reals(lower: 0, lowerOpen: true, upper: day), help: "under mpirun: a collective that has not returned after this many seconds ends the rank (a dead or stalled rank), and mpirun the job"),
+        ConfigField("distributed.checksum_every", .int(\.checksumEvery), .integers(0...100_000_000), help: "under mpirun: steps between comparisons of a parameter checksum across ranks (0: never); a mismatch ends the job"),
+        ConfigField("distributed.split_files", .bool(\.splitFiles), help: "under mpirun: every rank watches the same files and takes those whose path hashes to it (false: each rank learns from all the files it sees)"),
         ConfigField("pairing.near", .double(\.pairing.near), .reals(lower: 0, lowerOpen: true, upper: 3600), help: "temporal positives within ±near seconds"),
         ConfigField("pairing.far", .double(\.pairing.far), .reals(lower: 0, lowerOpen: true, upper: 3600), help: "same-source negatives beyond far seconds (> near)"),
         ConfigField("pairing.temporal_per_second", .double(\.pairing.temporalPerSecond), .reals(lower: 0, upper: 1000), help: "temporal pairs per second of video"),

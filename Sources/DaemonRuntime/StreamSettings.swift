@@ -26,6 +26,8 @@ package struct StreamSettings: Sendable, Equatable {
     /// HTTP(S) and HLS only: extra request headers, each `Name: value`, sent on the playlist's
     /// and every segment's request. Their values are treated as secrets.
     package var httpHeaders: [String] = []
+    /// Under mpirun: the rank that reads this stream.
+    package var rank = 0
 
     package init(name: String, url: String) {
         self.name = name
@@ -39,6 +41,7 @@ package struct StreamSettings: Sendable, Equatable {
         ("srt_latency", "SRT only: receiver latency, seconds (0...60; default libsrt's 0.12)"),
         ("srt_passphrase", "SRT only: passphrase, 10 to 79 characters (a secret: never printed)"),
         ("http_headers", "HTTP(S)/HLS only: extra request headers, [\"Name: value\", ...] (values never printed)"),
+        ("rank", "under mpirun: the rank that reads this stream (default 0)"),
     ]
 
     /// Reads one `[streams.NAME]` table; `origin` names the file in errors.
@@ -68,6 +71,10 @@ package struct StreamSettings: Sendable, Equatable {
                 }
                 stream.httpHeaders = headers
             case ("http_headers", _): throw bad("an array of strings")
+            case ("rank", .integer(let v)):
+                guard (0...65_535).contains(v) else { throw bad("a rank in 0...65535") }
+                stream.rank = v
+            case ("rank", _): throw bad("an integer (a rank)")
             default:
                 if case .table = value { throw ConfigError(description: "config \(origin): unknown section [\(path)]") }
                 throw ConfigError(description: "config \(origin): unknown key '\(path)' (a stream takes \(keys.map(\.key).joined(separator: ", ")))")
@@ -143,6 +150,7 @@ package struct StreamSettings: Sendable, Equatable {
         if rtspTransport != .auto { out += "rtsp_transport = \(DaemonConfig.quoted(rtspTransport.rawValue))\n" }
         if let latency = srtLatency { out += "srt_latency = \(DaemonConfig.number(latency))\n" }
         if !srtPassphrase.isEmpty { out += "srt_passphrase = \"***\"\n" }
+        if rank != 0 { out += "rank = \(rank)\n" }
         if !httpHeaders.isEmpty {
             let masked = httpHeaders.map { h in h.firstIndex(of: ":").map { String(h[..<$0]) + ": ***" } ?? "***" }
             out += "http_headers = [" + masked.map(DaemonConfig.quoted).joined(separator: ", ") + "]\n"

@@ -126,4 +126,74 @@ struct DistributedTests {
         usleep(500_000)
         #expect(!Self.isRunning(pids[0]), "rank 0 is still running")
     }
+
+    /// `mpirun -np 2 ssl-daemon run` with the small test config over `clips` copied into a
+    /// workspace; each rank's log under the workspace.
+    static func daemonJob(_ ws: RunCommandTests.Workspace, _ extra: [String], name: String) throws -> DaemonProcess {
+        try DaemonProcess("/usr/bin/mpirun", ["--oversubscribe", "-np", "2", try daemonBinary()] + ws.arguments(extra),
+                          environment: environment, logDirectory: ws.root, name: name)
+    }
+
+    @Test("mpirun -np 2 ssl-daemon run --once over real clips: both ranks train the same steps, rank 0 checkpoints, and the checkpoint exports and embeds")
+    func daemonOnce() throws {
+        let ws = try RunCommandTests.Workspace(clips: ["h264_aac.mp4", "vp9_opus.webm", "mpeg4_mp3.mkv", "video_only.mp4", "audio_only.m4a"])
+        defer { removeTemporaryDirectory(ws.root) }
+        let job = try Self.daemonJob(ws, ["--once", "--epochs", "2"], name: "once")
+        let ended = job.wait(seconds: 400)
+        #expect(ended?.status == 0, "\(String(describing: ended)) \(job.stderr.suffix(2000))")
+        let summaries = try job.stdout.split(separator: "\n").filter { $0.hasPrefix("{") }.map(jsonObject)
+        #expect(summaries.count == 2, "\(job.stdout)")
+        let steps = summaries.compactMap { $0["steps"] as? Int }
+        #expect(steps.count == 2 && steps[0] == steps[1] && steps[0] >= 10, "steps \(steps)")
+        // The files are split between the ranks: every one learned, by exactly one rank.
+        let ok = summaries.compactMap { ($0["files"] as? [String: Int])?["ok"] }
+        #expect(ok.reduce(0, +) == 5, "files ok per rank: \(ok)")
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: ws.state.appendingPathComponent("checkpoints").path).filter { $0.hasSuffix(".safetensors") }
+        #expect(checkpoints.count == 1, "\(checkpoints)")
+        #expect(!FileManager.default.fileExists(atPath: ws.state.appendingPathComponent("rank-1/checkpoints").path), "rank 1 wrote checkpoints")
+        let out = ws.root.appendingPathComponent("export")
+        let export = try run(try daemonBinary(), ["export", "--from", ws.state.path, "--out", out.path])
+        #expect(export.status == 0, "\(export.stderr)")
+        let embed = try run(try daemonBinary(), ["embed", "--from", ws.state.path, "--modality", "video", "--out",
+                                                 ws.root.appendingPathComponent("video.npy").path, sampleClip("h264_aac.mp4")])
+        #expect(embed.status == 0, "\(embed.stderr)")
+        let check = try run(Self.python, ["-c", """
+            import sys, numpy as np, onnxruntime as ort
+            e = np.load(sys.argv[1]); assert e.ndim == 2 and e.shape[0] > 0 and np.isfinite(e).all(), e.shape
+            ort.InferenceSession(sys.argv[2] + "/video_encoder.onnx")
+            """, ws.root.appendingPathComponent("video.npy").path, out.path])
+        #expect(check.status == 0, "\(check.stderr)")
+    }
+
+    @Test("SIGKILL of rank 1 while the daemon trains: the job exits non-zero within 30 s, nothing left running; a restart resumes from the last checkpoint on both ranks")
+    func daemonRankDeathAndRestart() throws {
+        let ws = try RunCommandTests.Workspace(clips: ["h264_aac.mp4", "vp9_opus.webm", "mpeg4_mp3.mkv"])
+        defer { removeTemporaryDirectory(ws.root) }
+        let job = try Self.daemonJob(ws, ["--epochs", "1000", "--checkpoint-every", "2"], name: "first")
+        let checkpoints = ws.state.appendingPathComponent("checkpoints")
+        let checkpointed = job.waitFor(seconds: 180) { log in
+            log.contains("checkpoint written") && ((try? FileManager.default.contentsOfDirectory(atPath: checkpoints.path))?.count ?? 0) >= 2
+        }
+        #expect(checkpointed, "\(job.stderr.suffix(2000))")
+        let pids = [ws.state, ws.state.appendingPathComponent("rank-1")].map { DaemonStatus(stateDirectory: $0)?.pid ?? -1 }
+        #expect(pids.allSatisfy { $0 > 0 }, "\(pids)")
+        let killed = monotonicSeconds()
+        Glibc.kill(pids[1], SIGKILL)
+        let ended = job.wait(seconds: 60)
+        #expect(ended != nil && ended?.status != 0, "\(String(describing: ended))")
+        #expect(monotonicSeconds() - killed <= 30)
+        usleep(500_000)
+        #expect(!Self.isRunning(pids[0]), "rank 0 is still running")
+
+        let restart = try Self.daemonJob(ws, ["--epochs", "1000", "--max-steps", "60"], name: "second")
+        let done = restart.wait(seconds: 400)
+        #expect(done?.status == 0, "\(String(describing: done)) \(restart.stderr.suffix(2000))")
+        let log = restart.stderr
+        let resumed = log.split(separator: "\n").first { $0.contains("resumed") && $0.contains("step=") }
+        let step = resumed.flatMap { line in line.range(of: "step=").map { Int(line[$0.upperBound...].prefix { $0.isNumber }) ?? 0 } } ?? 0
+        #expect(step > 0, "no resume: \(log.prefix(2000))")
+        #expect(log.contains("rank started from rank 0's state rank=1 ranks=2 step=\(step)"), "\(log.prefix(3000))")
+        let summaries = try restart.stdout.split(separator: "\n").filter { $0.hasPrefix("{") }.map(jsonObject)
+        #expect(summaries.count == 2 && summaries.allSatisfy { $0["steps"] as? Int == 60 }, "\(restart.stdout)")
+    }
 }

@@ -4,7 +4,7 @@
 /// every rank. Implementations: `SingleProcess` (the default: one rank, every operation the
 /// identity) and the daemon's MPI one.
 ///
-/// Only the thread that trains calls a collective (MPI_THREAD_FUNNELED).
+/// One thread at a time calls a collective: the daemon's start-up, then its trainer.
 public protocol Collective: AnyObject {
     /// This process's index, 0..<size; rank 0 resumes, checkpoints and reports.
     var rank: Int { get }
@@ -18,6 +18,8 @@ public protocol Collective: AnyObject {
     func allgather(_ values: [Float]) -> [[Float]]
     /// Every rank's `values`, indexed by rank, in double precision.
     func allgather(_ values: [Double]) -> [[Double]]
+    /// Every rank's bytes, indexed by rank (documents such as file progress).
+    func allgather(_ bytes: [UInt8]) -> [[UInt8]]
     /// `bytes` from `root` on every rank (MPI_Bcast of the length, then of the bytes).
     func broadcast(_ bytes: inout [UInt8], root: Int)
 }
@@ -31,6 +33,7 @@ public final class SingleProcess: Collective {
     public func allreduceSum(_ values: inout [Double]) {}
     public func allgather(_ values: [Float]) -> [[Float]] { [values] }
     public func allgather(_ values: [Double]) -> [[Double]] { [values] }
+    public func allgather(_ bytes: [UInt8]) -> [[UInt8]] { [bytes] }
     public func broadcast(_ bytes: inout [UInt8], root: Int) {}
 }
 
@@ -45,6 +48,8 @@ public struct StepHeader: Sendable, Equatable {
     public var stopping: Int
     /// Ranks that asked for a checkpoint at this step (rank 0 decides; others pass 0).
     public var checkpoint: Int
+    /// Ranks whose sources are all finished and whose data is used up (`--once`).
+    public var finished: Int
 
     public struct Mismatch: Error, CustomStringConvertible {
         /// This rank's step and the mean step over all ranks.
@@ -58,17 +63,17 @@ public struct StepHeader: Sendable, Equatable {
     /// Sums the header over ranks. The step must be the same on every rank: the sums of the step
     /// and of its square give both the mean and the spread, exact in double precision for steps
     /// below 2^26 (the check is skipped above that).
-    public static func exchange(imagePairs: Int, audioPairs: Int, stopping: Bool, checkpoint: Bool, step: Int,
+    public static func exchange(imagePairs: Int, audioPairs: Int, stopping: Bool, checkpoint: Bool, finished: Bool = false, step: Int,
                                 over collective: Collective) throws(Mismatch) -> StepHeader {
         let s = Double(step)
-        var values: [Double] = [Double(imagePairs), Double(audioPairs), stopping ? 1 : 0, checkpoint ? 1 : 0, s, s * s]
+        var values: [Double] = [Double(imagePairs), Double(audioPairs), stopping ? 1 : 0, checkpoint ? 1 : 0, finished ? 1 : 0, s, s * s]
         collective.allreduceSum(&values)
         let n = Double(collective.size)
         if step < 1 << 26 {
-            let mean = values[4] / n
-            let spread = values[5] / n - mean * mean
+            let mean = values[5] / n
+            let spread = values[6] / n - mean * mean
             if abs(spread) > 1e-6 { throw Mismatch(step: step, mean: mean) }
         }
-        return StepHeader(imagePairs: Int(values[0]), audioPairs: Int(values[1]), stopping: Int(values[2]), checkpoint: Int(values[3]))
+        return StepHeader(imagePairs: Int(values[0]), audioPairs: Int(values[1]), stopping: Int(values[2]), checkpoint: Int(values[3]), finished: Int(values[4]))
     }
 }

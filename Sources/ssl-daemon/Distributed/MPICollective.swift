@@ -7,8 +7,9 @@ import TemporalContrast
 
 /// `Collective` over Open MPI's MPI_COMM_WORLD, for processes started by `mpirun`.
 ///
-/// Initialised with MPI_Init_thread(FUNNELED) on the thread that then makes every call (the
-/// trainer's). MPI's default error handler aborts the job on any MPI error, so a call that
+/// Initialised with MPI_Init_thread(SERIALIZED): the daemon's start-up broadcasts the resumed
+/// state, then only the trainer's thread calls, so calls never overlap (FUNNELED would tie every
+/// call to the start-up thread). MPI's default error handler aborts the job on any MPI error, so a call that
 /// returns has succeeded. A collective cannot be interrupted: a watchdog thread ends this process
 /// (exit 3) when one has not returned within `stepTimeout` seconds, because a rank died or
 /// stalled, and `mpirun` then stops every other rank. Each call counts the bytes it sends and the
@@ -28,10 +29,10 @@ final class MPICollective: Collective {
         return env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil
     }
 
-    /// MPI_Init_thread (FUNNELED) and the rank and size of MPI_COMM_WORLD.
+    /// MPI_Init_thread (SERIALIZED) and the rank and size of MPI_COMM_WORLD.
     init(stepTimeout: Double, logger: Logger) {
         var provided: Int32 = 0
-        MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided)
+        MPI_Init_thread(nil, nil, cmpi_thread_serialized(), &provided)
         var r: Int32 = 0, n: Int32 = 0
         MPI_Comm_rank(cmpi_comm_world(), &r)
         MPI_Comm_size(cmpi_comm_world(), &n)
@@ -74,6 +75,7 @@ final class MPICollective: Collective {
 
     func allgather(_ values: [Float]) -> [[Float]] { gather(values, type: cmpi_float()) }
     func allgather(_ values: [Double]) -> [[Double]] { gather(values, type: cmpi_double()) }
+    func allgather(_ bytes: [UInt8]) -> [[UInt8]] { gather(bytes, type: cmpi_byte()) }
 
     /// MPI_Allgather of the lengths, then MPI_Allgatherv of the values, split back by rank.
     private func gather<T: BitwiseCopyable & Numeric>(_ values: [T], type: MPI_Datatype) -> [[T]] {

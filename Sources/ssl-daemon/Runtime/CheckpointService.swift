@@ -57,7 +57,12 @@ final class CheckpointService: Service, Sendable {
     /// there must be no final checkpoint (training diverged).
     private let finalSnapshot = Mutex<(@Sendable () -> CheckpointSnapshot?)?>(nil)
 
-    init(stateDirectory: URL, ledger: Ledger, config: DaemonConfig, logger: Logger, statistics: RunStatistics) {
+    /// False on ranks other than 0 under mpirun: they write no checkpoint (rank 0 holds the
+    /// model for all), and resume from what rank 0 sends.
+    let writes: Bool
+
+    init(stateDirectory: URL, ledger: Ledger, config: DaemonConfig, logger: Logger, statistics: RunStatistics, writes: Bool = true) {
+        self.writes = writes
         // Light checkpoints (no replay buffer) must not prune the newest full one away.
         store = CheckpointStore(directory: stateDirectory.appendingPathComponent("checkpoints"), keep: config.keep) { $0["replay.entries"] != nil }
         self.ledger = ledger
@@ -200,7 +205,7 @@ final class CheckpointService: Service, Sendable {
     // MARK: Writing
 
     /// Whether a periodic checkpoint is due (and none is being written).
-    var isDue: Bool { state.withLock { !$0.inFlight && Date() >= $0.nextDue } }
+    var isDue: Bool { writes && state.withLock { !$0.inFlight && Date() >= $0.nextDue } }
 
     /// Whether the next checkpoint carries the replay buffer; counts it as started.
     func beginCheckpoint(final: Bool) -> Bool {
@@ -217,6 +222,17 @@ final class CheckpointService: Service, Sendable {
 
     /// Finished epochs not yet covered by a durable checkpoint.
     var ledgerStaged: [Ledger.Entry] { ledger.staged }
+
+    /// Records finished epochs with `step` (a rank other than 0, when rank 0 checkpoints).
+    func commit(_ entries: [Ledger.Entry], step: Int) {
+        do { try ledger.commit(entries, step: step) } catch {
+            logger.error("ledger not updated", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// A rank other than 0 under mpirun: only the ledger lines of checkpoints up to rank 0's
+    /// resume step count.
+    func trustLedger(upToStep step: Int?) { ledger.trust(upToStep: step) }
 
     /// Writes `snapshot` on the checkpoint queue, streamed to disk; with `wait`, blocks until it
     /// is durable and returns whether it is. Finished epochs go to the ledger only after the
@@ -287,6 +303,11 @@ final class CheckpointService: Service, Sendable {
     func run() async throws {
         await exitingOnCancel {
             try? await gracefulShutdown()
+            guard writes else {
+                // Nothing to write here: rank 0 checkpoints for every rank.
+                state.withLock { $0.finalWritten = true }
+                return
+            }
             // Taken out, so the closure (which holds the trainer, which holds this service) does
             // not keep both alive after the run.
             let make = finalSnapshot.withLock { make in

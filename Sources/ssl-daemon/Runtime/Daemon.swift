@@ -50,15 +50,38 @@ final class Daemon: Sendable {
     private let trainer: Trainer
     private let services: [any Service]
 
-    init(config: DaemonConfig, limits: RunLimits, logger: Logger, notifier: SystemdNotifier?, metrics: DaemonMetrics) throws(DaemonError) {
+    init(config configured: DaemonConfig, limits: RunLimits, logger: Logger, notifier: SystemdNotifier?, metrics: DaemonMetrics) throws(DaemonError) {
+        // Under mpirun: this rank's own state directory and endpoint port; rank 0 alone writes
+        // checkpoints and TensorBoard events.
+        let distributed = MPICollective.launched ? DistributedRun(config: configured, logger: logger) : nil
+        var config = configured
+        if let distributed {
+            config.stateDir = distributed.stateDirectory(configured.stateDir)
+            config.httpListen = distributed.listen(configured.httpListen)
+            if distributed.rank != 0 { config.tensorboard = false }
+            if let stream = config.liveStreams.first(where: { $0.rank >= distributed.size }) {
+                distributed.fail("stream '\(stream.name)' is assigned to rank \(stream.rank), but the job has \(distributed.size) ranks", logger: logger)
+            }
+            if config.deterministic { distributed.fail("training.deterministic works in one process only, not under mpirun", logger: logger) }
+        }
         self.config = config
         self.logger = logger
         do { stateLock = try StateDirectory(path: config.stateDir) } catch { throw .stateDirectory(error) }
         let ledger: Ledger
         do { ledger = try Ledger(stateDirectory: stateLock.url) } catch { throw .ledger(error) }
-        checkpoints = CheckpointService(stateDirectory: stateLock.url, ledger: ledger, config: config, logger: logger, statistics: statistics)
+        checkpoints = CheckpointService(stateDirectory: stateLock.url, ledger: ledger, config: config, logger: logger, statistics: statistics,
+                                        writes: (distributed?.rank ?? 0) == 0)
         let learner = Learner(config: config.learnerConfig)
-        let resumed = try checkpoints.resume(into: learner, stateDirectory: stateLock.url)
+        var resumed = (distributed?.rank ?? 0) == 0 ? try checkpoints.resume(into: learner, stateDirectory: stateLock.url) : ResumedState()
+        if let distributed {
+            let start = distributed.shareStart(learner, start: .init(resumedStep: resumed.checkpoint == nil ? nil : learner.step, progress: resumed.progress), logger: logger)
+            if distributed.rank != 0 {
+                checkpoints.trustLedger(upToStep: start.resumedStep)
+                resumed.progress = start.progress
+                resumed.rng = RandomSource(seed: UInt64(config.seed) &+ 0x5EED &+ UInt64(distributed.rank))
+                logger.info("rank started from rank 0's state", metadata: ["rank": "\(distributed.rank)", "ranks": "\(distributed.size)", "step": "\(learner.step)"])
+            }
+        }
         let exchange = ExampleExchange(
             buffer: resumed.buffer ?? ReplayBuffer(byteLimit: config.pairing.bufferBytes), progress: resumed.progress,
             backpressureUnseen: 4 * config.batch, statistics: statistics)
@@ -75,7 +98,7 @@ final class Daemon: Sendable {
         let observer = TrainingObserver(config: config, board: board, statistics: statistics, labelled: labelled, logger: logger)
         let trainer = Trainer(
             learner: learner, rng: resumed.rng ?? RandomSource(seed: UInt64(config.seed) &+ 0x5EED), config: config, limits: limits,
-            exchange: exchange, checkpoints: checkpoints, statistics: statistics, observer: observer, logger: logger)
+            exchange: exchange, checkpoints: checkpoints, statistics: statistics, observer: observer, distributed: distributed, logger: logger)
         checkpoints.setFinalSnapshot { trainer.diverged ? nil : trainer.snapshot(includeBuffer: true) }
 
         let group = Shared<ServiceGroup?>(nil)
@@ -87,7 +110,9 @@ final class Daemon: Sendable {
         let endpointPosition = services.count
         let files = config.watch.isEmpty ? nil : FileSource(
             config: config, limits: limits, ledger: ledger, exchange: exchange, resume: resumed.progress, statistics: statistics, logger: logger)
-        let watcher = files.map { DirectoryWatcher(config: config, limits: limits, files: $0, logger: logger) }
+        let watcher = files.map { files in
+            DirectoryWatcher(config: config, limits: limits, files: files, logger: logger, owns: { distributed?.owns($0) ?? true })
+        }
         if config.deterministic, let files, let watcher {
             let driver = LockstepDriver(config: config, limits: limits, watcher: watcher, files: files, trainer: trainer, exchange: exchange)
             services.append(LockstepService(driver: driver, requestShutdown: requestShutdown))
@@ -97,7 +122,7 @@ final class Daemon: Sendable {
                 services.append(FileSourceService(files: files))
                 services.append(DirectoryWatcherService(watcher: watcher))
             }
-            for stream in config.liveStreams {
+            for stream in config.liveStreams where distributed == nil || stream.rank == distributed?.rank {
                 services.append(LiveSourceService(live: LiveSource(stream: stream, config: config, exchange: exchange, statistics: statistics, logger: logger)))
             }
         }

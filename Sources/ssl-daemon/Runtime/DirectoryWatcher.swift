@@ -23,12 +23,16 @@ final class DirectoryWatcher: @unchecked Sendable {
     private var seen: [String: (size: Int64, mtime: Double, since: Date)] = [:]
     private let events = DirectoryEvents()
     private var missingRoots: Set<String> = []
+    /// Which files this process learns from (under mpirun with split files: those whose path
+    /// hashes to its rank); the others are left to the other ranks, unrecorded.
+    private let owns: @Sendable (String) -> Bool
 
-    init(config: DaemonConfig, limits: RunLimits, files: FileSource, logger: Logger) {
+    init(config: DaemonConfig, limits: RunLimits, files: FileSource, logger: Logger, owns: @escaping @Sendable (String) -> Bool = { _ in true }) {
         self.config = config
         self.limits = limits
         self.files = files
         self.logger = logger
+        self.owns = owns
     }
 
     func stop() {
@@ -91,12 +95,13 @@ final class DirectoryWatcher: @unchecked Sendable {
             }
             return
         }
-        let (found, problems) = DirectoryWalker.walk(directory) { events.watch($0) }
+        let (walked, problems) = DirectoryWalker.walk(directory) { events.watch($0) }
+        let found = walked.filter { owns($0.path) }
         for problem in problems {
             switch problem {
             case .brokenLink(let path):
-                // Dangling links and loops cannot be opened: recorded once.
-                if files.ledger.entry(path) == nil { files.markBad(path, size: 0, mtime: 0, reason: "broken symbolic link or link loop") }
+                // Dangling links and loops cannot be opened: recorded once (by their owner).
+                if owns(path) && files.ledger.entry(path) == nil { files.markBad(path, size: 0, mtime: 0, reason: "broken symbolic link or link loop") }
             case .unreadable(let path, let reason):
                 if missingRoots.insert(path).inserted {
                     logger.warning("directory below a watched one cannot be read", metadata: ["path": "\(path)", "reason": "\(reason)"])

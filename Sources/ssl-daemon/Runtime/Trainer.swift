@@ -30,6 +30,8 @@ final class Trainer: @unchecked Sendable {
     private let logger: Logger
     /// Health signals, plots and TensorBoard records after each step (on this thread).
     private let observer: TrainingObserver?
+    /// Under mpirun: this rank's part in the job.
+    private let distributed: DistributedRun?
 
     /// Beats after each step and each idle wake-up (at least once a second): the systemd
     /// reporter pings the watchdog only while it does.
@@ -45,8 +47,10 @@ final class Trainer: @unchecked Sendable {
     private var lossesLast: [Float] = []
 
     init(learner: Learner, rng: RandomSource, config: DaemonConfig, limits: RunLimits, exchange: ExampleExchange,
-         checkpoints: CheckpointService, statistics: RunStatistics, observer: TrainingObserver?, logger: Logger) {
+         checkpoints: CheckpointService, statistics: RunStatistics, observer: TrainingObserver?, distributed: DistributedRun? = nil,
+         logger: Logger) {
         self.observer = observer
+        self.distributed = distributed
         self.learner = learner
         self.rng = rng
         self.config = config
@@ -73,6 +77,10 @@ final class Trainer: @unchecked Sendable {
     /// used up. Waiting for data is idle, not busy: it wakes at least once a second for
     /// checkpoints and the heartbeat.
     func loop() {
+        if let distributed {
+            distributedLoop(distributed)
+            return
+        }
         while !isStopping && !reachedMaxSteps && !diverged {
             let draw = exchange.draw(size: config.batch, mix: config.pairing.mix, maxUses: config.maxReuse, rng: &rng,
                                      timeout: 1, cancelled: { self.isStopping })
@@ -97,10 +105,11 @@ final class Trainer: @unchecked Sendable {
         return nil
     }
 
-    /// One optimizer step on `examples`, with its logging and a periodic checkpoint when due.
-    func step(on examples: [TrainingExample]) {
+    /// One optimizer step on `examples`, with its logging and (alone) a periodic checkpoint when
+    /// due; under mpirun, this rank's part of the step, on `batch` made from them.
+    func step(on examples: [TrainingExample], batch: Learner.Batch? = nil, distributed step: Learner.DistributedStep? = nil) {
         let started = ContinuousClock.now
-        let report = learner.train(makeBatch(examples))
+        let report = learner.train(batch ?? makeBatch(examples), distributed: step)
         observer?.observe(report, duration: ContinuousClock.now - started, learner: learner, exchange: exchange)
         if lossesFirst.count < 20 { lossesFirst.append(report.loss) }
         lossesLast.append(report.loss)
@@ -122,7 +131,7 @@ final class Trainer: @unchecked Sendable {
                 "embedding_std": "\(report.health?.embeddingStd ?? .nan)", "lr": "\(report.learningRate)",
             ])
         }
-        maybeCheckpoint()
+        if distributed == nil { maybeCheckpoint() }
     }
 
     /// Writes a periodic checkpoint (in the background) when one is due.
@@ -148,7 +157,8 @@ final class Trainer: @unchecked Sendable {
         }
         var model = learner.state()
         model.metadata["rng"] = rng.state.map { String($0, radix: 16) }.joined(separator: ",")
-        let (progress, buffer, covered) = exchange.snapshot(includeBuffer: includeBuffer) { checkpoints.ledgerStaged }
+        let (local, buffer, covered) = exchange.snapshot(includeBuffer: includeBuffer) { checkpoints.ledgerStaged }
+        let progress = distributed.map { $0.merged(local: local) } ?? local
         return CheckpointSnapshot(model: model, step: learner.step, progress: progress, buffer: buffer, covered: covered)
     }
 
@@ -163,8 +173,9 @@ final class Trainer: @unchecked Sendable {
     }
 
     /// Augmented tensors for one step: image pairs for the video objective, audio-video pairs for
-    /// the cross-modal one (log-mel transposed to [bands, frames, 1]).
-    private func makeBatch(_ examples: [TrainingExample]) -> Learner.Batch {
+    /// the cross-modal one (log-mel transposed to [bands, frames, 1]); a kind with fewer than
+    /// `minimum` examples is left out (alone a loss needs 2; a rank's share may be 1).
+    private func makeBatch(_ examples: [TrainingExample], minimum: Int = 2) -> Learner.Batch {
         let aug = config.pairing.image, audioAug = config.pairing.audio
         let s = aug.outputSize
         var anchors: [Float] = [], positives: [Float] = [], imageOrigins: [SampleOrigin] = []
@@ -185,17 +196,80 @@ final class Trainer: @unchecked Sendable {
             }
         }
         var batch = Learner.Batch()
-        if imageOrigins.count >= 2 {
+        if imageOrigins.count >= minimum {
             batch.anchors = Tensor(shape: [imageOrigins.count, s, s, 3], storage: anchors)
             batch.positives = Tensor(shape: [imageOrigins.count, s, s, 3], storage: positives)
             batch.imageOrigins = imageOrigins
         }
-        if let shape = melShape, audioOrigins.count >= 2 {
+        if let shape = melShape, audioOrigins.count >= minimum {
             batch.frames = Tensor(shape: [audioOrigins.count, s, s, 3], storage: frames)
             batch.mels = Tensor(shape: [audioOrigins.count, shape.bands, shape.frames, 1], storage: mels)
             batch.audioOrigins = audioOrigins
         }
         return batch
+    }
+}
+
+extension Trainer {
+    /// Under mpirun: every rank steps in lockstep. Each round draws what this rank has (waiting at
+    /// most 0.2 s, so a rank without data holds nobody up), agrees on the step in one header
+    /// allreduce (examples, stop, checkpoint, finished), steps when the ranks have examples
+    /// together, and shares file progress whenever rank 0 checkpoints and at the end. The loop
+    /// ends on every rank at once: a stop on any rank (a signal, `--max-steps`, divergence), or
+    /// every rank finished with its data (`--once`).
+    fileprivate func distributedLoop(_ run: DistributedRun) {
+        var verifiedStep = learner.step
+        while true {
+            let draw = exchange.draw(size: config.batch, mix: config.pairing.mix, maxUses: config.maxReuse, rng: &rng,
+                                     timeout: 0.2, cancelled: { self.isStopping })
+            var examples: [TrainingExample] = [], finished = false
+            switch draw {
+            case .batch(let e): examples = e
+            case .starved(let f): finished = f
+            }
+            let batch = makeBatch(examples, minimum: 1)
+            let header: StepHeader
+            do {
+                header = try StepHeader.exchange(
+                    imagePairs: batch.positives == nil ? 0 : batch.anchors?.batch ?? 0, audioPairs: batch.mels == nil ? 0 : batch.frames?.batch ?? 0,
+                    stopping: isStopping || reachedMaxSteps || diverged, checkpoint: run.rank == 0 && checkpoints.isDue,
+                    finished: finished, step: learner.step, over: run.collective)
+            } catch {
+                run.fail("\(error)", logger: logger)
+            }
+            if header.stopping == 0 && (header.imagePairs >= 2 || header.audioPairs >= 2) {
+                step(on: examples, batch: batch, distributed: .init(collective: run.collective, header: header))
+            } else {
+                heartbeat.beat()
+            }
+            let ending = header.stopping > 0 || (header.finished == run.size && header.imagePairs + header.audioPairs == 0)
+            if header.checkpoint > 0 || ending { shareProgress(run, checkpoint: header.checkpoint > 0) }
+            if run.checksumEvery > 0 && learner.step != verifiedStep && learner.step % run.checksumEvery == 0 {
+                verifiedStep = learner.step
+                run.verifySameParameters(learner, logger: logger)
+            }
+            if ending {
+                run.collective.finalize()
+                return
+            }
+        }
+    }
+
+    /// Every rank's file progress to rank 0, which keeps it for its checkpoints (and writes the
+    /// periodic one now); the other ranks record their finished epochs in their own ledger with
+    /// the step of that checkpoint (a resume from an older one ignores them, as for any ledger
+    /// line newer than the checkpoint resumed from).
+    private func shareProgress(_ run: DistributedRun, checkpoint: Bool) {
+        let (progress, _, staged) = exchange.snapshot(includeBuffer: false) { checkpoints.ledgerStaged }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let all = run.collective.allgather([UInt8]((try? encoder.encode(progress)) ?? Data("{}".utf8)))
+        if run.rank == 0 {
+            run.receive(all, logger: logger)
+            if checkpoint { maybeCheckpoint() }
+        } else if !staged.isEmpty {
+            checkpoints.commit(staged, step: learner.step)
+        }
     }
 }
 
