@@ -196,4 +196,26 @@ struct DistributedTests {
         let summaries = try restart.stdout.split(separator: "\n").filter { $0.hasPrefix("{") }.map(jsonObject)
         #expect(summaries.count == 2 && summaries.allSatisfy { $0["steps"] as? Int == 60 }, "\(restart.stdout)")
     }
+
+    @Test("SIGTERM to one rank stops every rank after the same step: a final checkpoint, two summaries, mpirun exits 0")
+    func daemonSigterm() throws {
+        let ws = try RunCommandTests.Workspace(clips: ["h264_aac.mp4", "vp9_opus.webm"])
+        defer { removeTemporaryDirectory(ws.root) }
+        let job = try Self.daemonJob(ws, ["--epochs", "1000"], name: "sigterm")
+        let rank1 = ws.state.appendingPathComponent("rank-1")
+        // status.json is rank 0's (its pid is not mpirun's, which waitForStatus would want).
+        let deadline = monotonicSeconds() + 180
+        while (DaemonStatus(stateDirectory: ws.state)?.step ?? 0) < 10 && job.isRunning && monotonicSeconds() < deadline { usleep(200_000) }
+        #expect((DaemonStatus(stateDirectory: ws.state)?.step ?? 0) >= 10, "\(job.stderr.suffix(1500))")
+        let pid = try #require(DaemonStatus(stateDirectory: rank1)?.pid)
+        Glibc.kill(pid, SIGTERM)
+        let ended = job.wait(seconds: 60)
+        #expect(ended?.status == 0, "\(String(describing: ended)) \(job.stderr.suffix(1500))")
+        let summaries = try job.stdout.split(separator: "\n").filter { $0.hasPrefix("{") }.map(jsonObject)
+        #expect(summaries.count == 2, "\(job.stdout)")
+        let steps = Set(summaries.compactMap { $0["steps"] as? Int })
+        let checkpoint = summaries.compactMap { $0["checkpoint"] as? String }
+        #expect(steps.count == 1 && checkpoint.count == 1, "\(job.stdout)")
+        #expect(checkpoint.first?.hasSuffix(String(format: "ckpt-%012d.safetensors", steps.first ?? -1)) == true, "\(checkpoint)")
+    }
 }
