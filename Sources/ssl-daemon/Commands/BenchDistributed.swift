@@ -14,7 +14,7 @@ struct BenchDistributed: ParsableCommand {
         commandName: "distributed",
         abstract: "Train on seeded synthetic batches, alone or under mpirun, and write each rank's final state.",
         discussion: #"""
-            Last line (rank 0): {"ranks": N, "steps": S, "ms_per_step": M, "collective_ms_per_step": C, "bytes_per_step": B}.
+            Last line (rank 0): {"ranks": N, "steps": S, "ms_per_step": M, "collective_ms_per_step": C, "bytes_per_step": B, "blas_core": K}.
             Each rank writes OUT/rank-R.pid at start and OUT/rank-R.safetensors (parameters, optimizer state, key queue) at the end.
             Example: mpirun --oversubscribe -np 2 ssl-daemon bench distributed --batch 8 --out /tmp/d2
             """#
@@ -151,7 +151,7 @@ struct BenchDistributed: ParsableCommand {
             let perStep = stepSeconds / timed * 1000
             let collectiveMs = (mpi?.seconds ?? 0) / Double(steps) * 1000
             let bytes = (mpi?.bytes ?? 0) / steps
-            print(#"{"ranks": \#(collective.size), "steps": \#(steps), "ms_per_step": \#((perStep * 10).rounded() / 10), "collective_ms_per_step": \#((collectiveMs * 10).rounded() / 10), "bytes_per_step": \#(bytes)}"#)
+            print(#"{"ranks": \#(collective.size), "steps": \#(steps), "ms_per_step": \#((perStep * 10).rounded() / 10), "collective_ms_per_step": \#((collectiveMs * 10).rounded() / 10), "bytes_per_step": \#(bytes), "blas_core": "\#(ComputeThreads.blasCore)"}"#)
         }
     }
 }
