@@ -87,6 +87,16 @@ struct DistributedTests {
         #expect(same.status == 0, "\(same.stdout) \(same.stderr)")
     }
 
+    @Test("a parameter that differs on one rank is caught by the checksum: both ranks exit 4, naming the step")
+    func checksumMismatch() throws {
+        let clean = try Self.mpirun(2, ["bench", "distributed", "--batch", "4", "--steps", "6", "--checksum-every", "1"])
+        #expect(clean.status == 0, "\(clean.stderr.suffix(1000))")
+        let result = try Self.mpirun(2, ["bench", "distributed", "--batch", "4", "--steps", "6", "--checksum-every", "1",
+                                         "--corrupt-rank", "1", "--corrupt-at", "2"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("parameters differ at step 3"), "\(result.stderr.suffix(2000))")
+    }
+
     @Test("a rank stalled inside a step past the step timeout: both ranks exit, non-zero, within the bound")
     func stalledRank() throws {
         let dir = try makeTemporaryDirectory("ssl-mpi")

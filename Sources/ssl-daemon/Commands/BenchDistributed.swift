@@ -65,6 +65,15 @@ struct BenchDistributed: ParsableCommand {
     @Flag(help: "Enqueue only this rank's MoCo keys (the ranks' queues then diverge: a negative control).")
     var noKeyGather = false
 
+    @Option(help: "Steps between comparisons of a parameter checksum across ranks (0: never); a mismatch exits 4.")
+    var checksumEvery: Int = 0
+
+    @Option(help: "Under mpirun: this rank nudges one parameter after step --corrupt-at (the checksum must notice).")
+    var corruptRank: Int = -1
+
+    @Option(help: "The step after which --corrupt-rank nudges a parameter.")
+    var corruptAt: Int = 0
+
     @Option(help: "Seconds a collective may take before the rank exits (under mpirun).")
     var stepTimeout: Double = 60
 
@@ -90,6 +99,7 @@ struct BenchDistributed: ParsableCommand {
         if batch < 1 || steps < 1 || threads < 1 { throw ValidationError("--batch, --steps and --threads must be at least 1") }
         if imageSize < 16 || imageSize > 256 { throw ValidationError("--image-size must be in 16...256") }
         if queue < 1 { throw ValidationError("--queue must be at least 1") }
+        if checksumEvery < 0 { throw ValidationError("--checksum-every must be at least 0") }
         if !(learningRate > 0 && learningRate <= 10) { throw ValidationError("--learning-rate must be in (0, 10]") }
         if !(stepTimeout > 0) { throw ValidationError("--step-timeout must be positive") }
         _ = try Self.range(dropRows, "--drop-rows")
@@ -141,6 +151,12 @@ struct BenchDistributed: ParsableCommand {
                 FileHandle.standardError.write(Data("step \(report.step) loss \(report.loss) image \(report.imageLoss ?? .nan) audio \(report.audioLoss ?? .nan) skipped \(report.skipped)\n".utf8))
             }
             if step > 0 { stepSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
+            if collective.rank == corruptRank && step == corruptAt { learner.parameters[0].value[0] += 1e-3 }
+            if checksumEvery > 0 && learner.step % checksumEvery == 0, let mismatch = DistributedRun.parameterMismatch(learner, over: collective) {
+                logger.critical("distributed training cannot go on", metadata: ["rank": "\(collective.rank)", "reason": "\(mismatch)"])
+                mpi?.finalize()
+                throw ExitCode(4)
+            }
         }
         if !out.isEmpty {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

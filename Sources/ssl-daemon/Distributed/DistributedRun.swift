@@ -97,21 +97,26 @@ final class DistributedRun: @unchecked Sendable {
         local.merging(remote.value) { _, theirs in theirs }
     }
 
-    /// Every rank's checksum of its parameters and key queue must be the same; a mismatch means
-    /// the ranks no longer train one model, and ends the job.
+    /// Every rank's checksum of its parameters must be the same; a mismatch means the ranks no
+    /// longer train one model, and ends the job.
     func verifySameParameters(_ learner: Learner, logger: Logger) {
+        if let mismatch = Self.parameterMismatch(learner, over: collective) { fail(mismatch, logger: logger) }
+    }
+
+    /// nil when every rank's parameters have the same checksum (a sum, and a position-weighted
+    /// sum, in double precision); otherwise what differs. One allgather.
+    static func parameterMismatch(_ learner: Learner, over collective: Collective) -> String? {
         var sum = 0.0, weighted = 0.0, i = 0.0
         for p in learner.parameters {
             for v in p.value {
                 sum += Double(v)
-                weighted += Double(v) * (1 + (i.truncatingRemainder(dividingBy: 9973)))
+                weighted += Double(v) * (1 + i.truncatingRemainder(dividingBy: 9973))
                 i += 1
             }
         }
         let all = collective.allgather([sum, weighted])
-        if all.contains(where: { $0 != all[0] }) {
-            fail("the ranks' parameters differ at step \(learner.step) (checksums \(all.map { $0.map { String(format: "%.6e", $0) } })): they no longer train one model", logger: logger)
-        }
+        guard all.contains(where: { $0 != all[0] }) else { return nil }
+        return "the ranks' parameters differ at step \(learner.step) (checksums \(all.map { $0.map { String(format: "%.9e", $0) } })): they no longer train one model"
     }
 
     /// Ends this rank at once (exit 4) with a critical log line; mpirun then ends the others.
