@@ -175,9 +175,8 @@ public final class Learner {
             let result = CrossModalInfoNCELoss(temperature: config.temperature, maskWindow: config.maskWindow)(
                 video: all.first, audio: all.second, origins: all.origins)
             if let v, let a, let vn, let an {
-                var gv = all.ownRows(of: result.gradients[0]), ga = all.ownRows(of: result.gradients[1])
-                for i in gv.storage.indices { gv.storage[i] *= config.audioWeight }
-                for i in ga.storage.indices { ga.storage[i] *= config.audioWeight }
+                var gv = all.ownRows(of: result.gradients[0]).scaled(by: config.audioWeight)
+                var ga = all.ownRows(of: result.gradients[1]).scaled(by: config.audioWeight)
                 if let vc = vn.1 { gv = normalize.backward(gv, cache: vc, inputGradient: true)! }
                 if let ac = an.1 { ga = normalize.backward(ga, cache: ac, inputGradient: true)! }
                 video.backward(gv, record: v.record)
@@ -232,7 +231,7 @@ public final class Learner {
         let d = config.embedding
         let rows = keys?.batch ?? 0
         let parts = collective.allgather(keys?.storage ?? [])
-        let originParts = collective.allgather(Gathered.flatten(origins.count == rows ? origins : Array(repeating: SampleOrigin(source: -1, time: 0), count: rows)))
+        let originParts = collective.allgather(Gathered.flatten(origins, rows: rows))
         let all = parts.flatMap { $0 }
         guard all.count >= d else { return }
         queue!.enqueue(Tensor(shape: [all.count / d, d], storage: all), origins: Gathered.unflatten(originParts.flatMap { $0 }))
@@ -370,7 +369,7 @@ struct Gathered {
             return
         }
         let firsts = collective.allgather(a?.storage ?? []), seconds = collective.allgather(b?.storage ?? [])
-        let originParts = collective.allgather(Self.flatten(local.count == rows ? local : Array(repeating: SampleOrigin(source: -1, time: 0), count: rows)))
+        let originParts = collective.allgather(Self.flatten(local, rows: rows))
         offset = firsts[..<collective.rank].reduce(0) { $0 + $1.count } / width
         let f = firsts.flatMap { $0 }, s = seconds.flatMap { $0 }
         first = Tensor(shape: [f.count / width, width], storage: f)
@@ -383,8 +382,12 @@ struct Gathered {
         gradient.batch == rows ? gradient : gradient.rows(offset..<(offset + rows))
     }
 
-    /// Origins as doubles (source, time, source, time, ...) for a collective.
-    static func flatten(_ origins: [SampleOrigin]) -> [Double] { origins.flatMap { [Double($0.source), $0.time] } }
+    /// Origins of `rows` embeddings as doubles (source, time, source, time, ...) for a collective;
+    /// unknown origins (-1) when the batch carries none.
+    static func flatten(_ origins: [SampleOrigin], rows: Int) -> [Double] {
+        let known = origins.count == rows ? origins : Array(repeating: SampleOrigin(source: -1, time: 0), count: rows)
+        return known.flatMap { [Double($0.source), $0.time] }
+    }
 
     static func unflatten(_ values: [Double]) -> [SampleOrigin] {
         stride(from: 0, to: values.count - 1, by: 2).map { SampleOrigin(source: Int(values[$0]), time: values[$0 + 1]) }
