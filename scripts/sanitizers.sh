@@ -36,7 +36,7 @@ case "$kind" in
     skip="--skip ProbeCommandTests/noLeakOverRepeats\( --skip DaemonLifecycleTests/killCycles\("
     shards=(
       "--filter ^StreamDecodeTests\. --filter ^DaemonRuntimeTests\. --filter ^EndToEndTests\.(HostileStateTests|LabelledSamplesTests|DaemonLifecycleTests) $skip"
-      "--filter ^TemporalContrastTests\. --filter ^EndToEndTests\.(RunCommandTests|ExportCommandTests|ProbeCommandTests|PairingBenchCommandTests) --filter ^EndToEndTests\.ObservabilityTests/(hostileRequests|slowClients|tensorboardAfterKill)\( --filter ^EndToEndTests\.LiveSourceTests/(nothingThere|refusedCredentials|stdinStream)\( $skip"
+      "--filter ^TemporalContrastTests\. --filter ^EndToEndTests\.(RunCommandTests|ExportCommandTests|ProbeCommandTests|PairingBenchCommandTests|BenchCommandTests) --filter ^EndToEndTests\.ObservabilityTests/(hostileRequests|slowClients|tensorboardAfterKill)\( --filter ^EndToEndTests\.LiveSourceTests/(nothingThere|refusedCredentials|stdinStream)\( $skip"
     )
     ;;
   thread)

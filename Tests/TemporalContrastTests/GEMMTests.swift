@@ -66,3 +66,25 @@ struct GEMMTests {
     }
 }
 
+
+/// When OpenBLAS falls back to a generic kernel family, the daemon asks for the one the CPU runs.
+@Suite("OpenBLAS kernel choice")
+struct BLASCoreChoiceTests {
+    static let avx512: Set<String> = ["sse3", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd", "avx512_bf16"]
+
+    @Test("a pre-AVX2 fallback on an AVX-512 CPU becomes SkylakeX; on an AVX2 CPU, Haswell")
+    func fallbackReplaced() {
+        #expect(ComputeThreads.betterBLASCore(detected: "Prescott", cpuFlags: Self.avx512) == "SkylakeX")
+        #expect(ComputeThreads.betterBLASCore(detected: "Sandybridge", cpuFlags: ["avx", "avx2", "fma"]) == "Haswell")
+        #expect(ComputeThreads.betterBLASCore(detected: "Core2", cpuFlags: ["avx512f", "avx2", "fma"]) == "Haswell")
+    }
+
+    @Test("a kernel family OpenBLAS chose on purpose stands, and a CPU without AVX2 keeps the fallback")
+    func choiceStands() {
+        for core in ["Haswell", "SkylakeX", "Cooperlake", "SapphireRapids", "Zen"] {
+            #expect(ComputeThreads.betterBLASCore(detected: core, cpuFlags: Self.avx512) == nil)
+        }
+        #expect(ComputeThreads.betterBLASCore(detected: "Prescott", cpuFlags: ["sse3", "avx"]) == nil)
+        #expect(ComputeThreads.betterBLASCore(detected: "Prescott", cpuFlags: []) == nil)
+    }
+}

@@ -24,4 +24,23 @@ public enum ComputeThreads {
 
     /// The OpenBLAS kernel family in use (openblas_get_corename), e.g. "Haswell" or "SkylakeX".
     public static var blasCore: String { String(cString: openblas_get_corename()) }
+
+    /// The kernel family to ask OpenBLAS for (through `OPENBLAS_CORETYPE`) when its own CPU
+    /// detection fell back to a pre-AVX2 family on a CPU that has AVX2 or AVX-512, or nil when
+    /// its choice stands.
+    ///
+    /// OpenBLAS picks kernels by CPU model number; a model newer than the library (Debian's 0.3.21
+    /// on Emerald Rapids, model 207) or a hypervisor's generic CPU model gets "Prescott", whose SSE3
+    /// sgemm runs at a fifth of the AVX-512 one. `cpuFlags` are /proc/cpuinfo's flags, which the
+    /// kernel lists only when the OS saves the registers they need.
+    public static func betterBLASCore(detected: String, cpuFlags: Set<String>) -> String? {
+        let fallbacks: Set<String> = [
+            "prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "sandybridge", "katmai", "coppermine",
+            "northwood", "banias", "opteron", "opteron_sse3", "barcelona", "bobcat", "bulldozer", "piledriver", "unknown",
+        ]
+        guard fallbacks.contains(detected.lowercased()) else { return nil }
+        if cpuFlags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"]) { return "SkylakeX" }
+        if cpuFlags.isSuperset(of: ["avx2", "fma"]) { return "Haswell" }
+        return nil
+    }
 }

@@ -33,8 +33,10 @@ public enum GEMM {
         a.withUnsafeBufferPointer { ap in
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
-                    multiply(ap.baseAddress!, bp.baseAddress!, cp.baseAddress!, m: m, n: n, k: k,
-                             transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta, workers: workers)
+                    GEMMProfile.record(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB) {
+                        multiply(ap.baseAddress!, bp.baseAddress!, cp.baseAddress!, m: m, n: n, k: k,
+                                 transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta, workers: workers)
+                    }
                 }
             }
         }

@@ -6,7 +6,7 @@ import TemporalContrast
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Micro-benchmarks; each prints a JSON summary as its last line.",
-        subcommands: [BenchDecode.self, BenchTrain.self, BenchPairing.self, BenchDistributed.self]
+        subcommands: [BenchDecode.self, BenchTrain.self, BenchGemm.self, BenchPairing.self, BenchDistributed.self]
     )
 }
 
@@ -109,6 +109,9 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Random seed for weights and inputs.")
     var seed: UInt64 = 0
 
+    @Flag(help: "Also print, on stderr, the time in matrix products per shape and the time outside them.")
+    var profile = false
+
     func validate() throws {
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
         if steps < 1 || warmup < 0 { throw ValidationError("--steps must be >= 1 and --warmup >= 0") }
@@ -129,13 +132,32 @@ struct BenchTrain: ParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         var last: Learner.Report?
+        if profile { GEMMProfile.start() }
         for _ in 0..<steps { last = learner.train(batch) }
         let elapsed = start.duration(to: clock.now)
+        if profile { Self.report(GEMMProfile.stop(), steps: steps, elapsed: elapsed) }
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         let perStep = seconds / Double(steps)
         let pairs = Double(ReferenceWorkload.batch) / perStep
         let gflops = ReferenceWorkload.flopsPerPair * pairs / 1e9
-        FileHandle.standardError.write(Data("bench train: \(steps) steps, loss \(last?.loss ?? .nan), BLAS core \(ComputeThreads.blasCore), \(threads) threads, \(String(format: "%.1f", ReferenceWorkload.flopsPerPair / 1e6)) MFLOP/pair\n".utf8))
-        print(#"{"pairs_per_second": \#((pairs * 10).rounded() / 10), "ms_per_step": \#((perStep * 1e4).rounded() / 10), "gflops": \#((gflops * 10).rounded() / 10)}"#)
+        FileHandle.standardError.write(Data("bench train: \(steps) steps, loss \(last?.loss ?? .nan), BLAS core \(BLASKernelSelection.description), \(threads) threads, \(String(format: "%.1f", ReferenceWorkload.flopsPerPair / 1e6)) MFLOP/pair\n".utf8))
+        print(#"{"pairs_per_second": \#((pairs * 10).rounded() / 10), "ms_per_step": \#((perStep * 1e4).rounded() / 10), "gflops": \#((gflops * 10).rounded() / 10), "blas_core": "\#(ComputeThreads.blasCore)"}"#)
+    }
+
+    /// The product shapes of a step, slowest first, and the share of the step outside them.
+    static func report(_ table: [(GEMMProfile.Entry, GEMMProfile.Totals)], steps: Int, elapsed: Duration) {
+        let stepMs = (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18) * 1000 / Double(steps)
+        var lines = ["  m × n × k (op)            calls/step  ms/step  GFLOP/s"]
+        var gemmMs = 0.0
+        for (e, t) in table {
+            let ms = t.seconds * 1000 / Double(steps)
+            gemmMs += ms
+            let op = (e.transposeA ? "T" : "N") + (e.transposeB ? "T" : "N")
+            let shape = "\(e.m) × \(e.n) × \(e.k) (\(op))".padding(toLength: 26, withPad: " ", startingAt: 0)
+            lines.append(String(format: "  %@ %10.1f %8.2f %8.1f", shape, Double(t.calls) / Double(steps), ms, t.flops / t.seconds / 1e9))
+        }
+        lines.append(String(format: "  step %.1f ms: products %.1f ms (%.0f %%), everything else %.1f ms (%.0f %%)",
+                            stepMs, gemmMs, 100 * gemmMs / stepMs, stepMs - gemmMs, 100 * (stepMs - gemmMs) / stepMs))
+        FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
     }
 }

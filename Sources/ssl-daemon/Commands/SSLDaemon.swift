@@ -9,6 +9,11 @@ struct SSLDaemon: ParsableCommand {
         version: BuildInfo.version,
         subcommands: [Run.self, Status.self, Inspect.self, Export.self, Embed.self, Probe.self, Bench.self]
     )
+
+    static func main() {
+        BLASKernelSelection.reexecIfOpenBLASFellBack()
+        main(nil)
+    }
 }
 
 /// FFmpeg's own stderr chatter; our errors already carry its messages.

@@ -188,7 +188,7 @@ final class Daemon: Sendable {
         ComputeThreads.configure(config.computeThreads)
         logger.info("starting", metadata: [
             "watch": "\(config.watch)", "streams": "\(config.liveStreams.map { "\($0.name)=\(MediaSource.redacted($0.url))" })", "step": "\(trainer.learner.step)",
-            "compute_threads": "\(config.computeThreads)", "blas_core": "\(ComputeThreads.blasCore)",
+            "compute_threads": "\(config.computeThreads)", "blas_core": "\(BLASKernelSelection.description)",
         ])
         var groupConfig = ServiceGroupConfiguration(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
