@@ -14,10 +14,21 @@ timed on random inputs so it can be compared with the Swift trainer:
   SGD(lr 0.03, momentum 0.9, wd 1e-4 on conv and linear weights, none on
   GroupNorm parameters and biases), then enqueue k (FIFO, 4096 x 128).
 
+--preset resnet-small swaps the encoder for the daemon's resnet-small (stem
+conv3x3 s2 3->32 -> GN -> ReLU, then basic blocks 32->64 s2, 64->64, 64->128 s2,
+128->128, 128->256 s2 with GroupNorm(8) and 1x1-conv shortcuts where the shape
+changes; global average pool) on 112x112 inputs, batch 32.
+
+Variants a PyTorch user would try: --layout channels_last (NHWC, oneDNN's
+preferred layout), --compile (torch.compile of both encoders), --bf16
+(torch.autocast("cpu", dtype=torch.bfloat16) around the forward passes).
+
 Data is generated once before timing; only the timed steps are inside the
 perf_counter window. The last stdout line is JSON:
-  {"pairs_per_second": P, "ms_per_step": M, "gflops": G, "threads": N, "torch": V}
-The FLOP breakdown and PyTorch's threading info go to stderr.
+  {"pairs_per_second": P, "ms_per_step": M, "gflops": G, "threads": N, "torch": V, ...}
+GFLOP/s counts the matrix-product FLOPs of the step (for the reference preset the
+analytic count below; for resnet-small torch.utils.flop_counter's count). The FLOP
+breakdown and PyTorch's threading info go to stderr.
 """
 import argparse
 import copy
@@ -31,10 +42,38 @@ import torch.nn.functional as F
 
 CHANNELS = [3, 32, 64, 128, 256]
 EMBED, QUEUE, TEMP, MOMENTUM = 128, 4096, 0.1, 0.99
+PRESETS = {"reference": (64, 64), "resnet-small": (112, 32)}  # image side, pairs per step
+PRESET = "reference"
 IMAGE = 64
 
 
+class BasicBlock(nn.Module):
+    """relu(main(x) + shortcut(x)), as the daemon's ResidualBlock."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.GroupNorm(8, cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, stride=1, padding=1, bias=False), nn.GroupNorm(8, cout))
+        self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.GroupNorm(8, cout))
+                         if stride != 1 or cin != cout else nn.Identity())
+
+    def forward(self, x):
+        return F.relu(self.main(x) + self.shortcut(x))
+
+
+def make_resnet_small() -> nn.Sequential:
+    layers = [nn.Conv2d(3, 32, 3, stride=2, padding=1, bias=False), nn.GroupNorm(8, 32), nn.ReLU(inplace=True)]
+    for cin, cout, stride in [(32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2)]:
+        layers.append(BasicBlock(cin, cout, stride))
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+               nn.Linear(256, 256), nn.ReLU(inplace=True), nn.Linear(256, EMBED)]
+    return nn.Sequential(*layers)
+
+
 def make_encoder() -> nn.Sequential:
+    if PRESET == "resnet-small":
+        return make_resnet_small()
     layers = []
     for cin, cout in zip(CHANNELS[:-1], CHANNELS[1:]):
         layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
@@ -104,9 +143,17 @@ def main():
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="reference")
+    ap.add_argument("--batch", type=int, default=None, help="pairs per step (default: the preset's)")
+    ap.add_argument("--layout", choices=["nchw", "channels_last"], default="nchw")
+    ap.add_argument("--compile", action="store_true", help="torch.compile both encoders")
+    ap.add_argument("--bf16", action="store_true", help='torch.autocast("cpu", dtype=torch.bfloat16) around the forward passes')
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    global PRESET, IMAGE
+    PRESET = args.preset
+    IMAGE, default_batch = PRESETS[args.preset]
+    args.batch = args.batch or default_batch
 
     # Set threads before any parallel work starts (interop must be set first thing).
     torch.set_num_interop_threads(1)
@@ -115,6 +162,11 @@ def main():
 
     model = MoCo()
     model.train()
+    memory_format = torch.channels_last if args.layout == "channels_last" else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    if args.compile:
+        model.encoder_q = torch.compile(model.encoder_q)
+        model.encoder_k = torch.compile(model.encoder_k)
     # Weight decay on weights only, as the daemon's SGD does (norm scales and biases are 1-d).
     params = list(model.encoder_q.parameters())
     opt = torch.optim.SGD([
@@ -122,11 +174,13 @@ def main():
         {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0},
     ], lr=0.03, momentum=0.9)
     # Inputs generated once, outside the timed region.
-    anchors = torch.randn(args.batch, 3, IMAGE, IMAGE)
-    positives = torch.randn(args.batch, 3, IMAGE, IMAGE)
+    anchors = torch.randn(args.batch, 3, IMAGE, IMAGE).contiguous(memory_format=memory_format)
+    positives = torch.randn(args.batch, 3, IMAGE, IMAGE).contiguous(memory_format=memory_format)
 
     def step():
-        loss, k = model(anchors, positives)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            loss, k = model(anchors, positives)
+        loss, k = loss.float(), k.float()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -141,7 +195,14 @@ def main():
     seconds = (time.perf_counter() - t0) / args.steps
     loss = loss.item()
 
-    per_pair, parts, conv, proj = flops_per_pair()
+    if args.preset == "reference":
+        per_pair, parts, conv, proj = flops_per_pair()
+    else:
+        from torch.utils.flop_counter import FlopCounterMode
+        counter = FlopCounterMode(display=False)
+        with counter:
+            step()
+        per_pair, parts, conv, proj = counter.get_total_flops() / args.batch, {}, [], 0
     per_step = per_pair * args.batch
     info = [l.strip() for l in torch.__config__.parallel_info().splitlines()
             if "threads" in l.lower() or l.startswith("ATen parallel backend")]
@@ -157,7 +218,8 @@ def main():
                       "ms_per_step": round(seconds * 1e3, 3),
                       "gflops": round(per_step / seconds / 1e9, 3),
                       "threads": torch.get_num_threads(),
-                      "torch": torch.__version__}))
+                      "torch": torch.__version__,
+                      "preset": args.preset, "layout": args.layout, "compile": args.compile, "bf16": args.bf16}))
 
 
 if __name__ == "__main__":

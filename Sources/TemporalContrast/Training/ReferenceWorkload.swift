@@ -53,3 +53,17 @@ public enum ReferenceWorkload {
         return forward + backward + forward + logits
     }
 }
+
+/// The realistic workload: the largest video encoder the daemon offers (`resnet-small`) on 112×112
+/// RGB inputs, batch 32 pairs, with every other setting as in `ReferenceWorkload`. Reproduced by
+/// `benchmarks/train_reference_torch.py --preset resnet-small`.
+public enum ResNetWorkload {
+    public static let batch = 32
+    public static let imageSize = 112
+
+    public static func config(seed: UInt64) -> LearnerConfig {
+        var c = ReferenceWorkload.config(seed: seed)
+        c.video = .resnetSmall
+        return c
+    }
+}

@@ -19,4 +19,14 @@ extension LearnerConfig.OptimizerKind: ExpressibleByArgument {}
 enum TrainPreset: String, CaseIterable, ExpressibleByArgument {
     /// `ReferenceWorkload`: the MoCo step the PyTorch script reproduces.
     case reference
+    /// `ResNetWorkload`: the resnet-small encoder at 112 px, batch 32.
+    case resnetSmall = "resnet-small"
+
+    /// The learner settings, pairs per step and input side in pixels.
+    func workload(seed: UInt64) -> (config: LearnerConfig, batch: Int, imageSize: Int) {
+        switch self {
+        case .reference: (ReferenceWorkload.config(seed: seed), ReferenceWorkload.batch, ReferenceWorkload.imageSize)
+        case .resnetSmall: (ResNetWorkload.config(seed: seed), ResNetWorkload.batch, ResNetWorkload.imageSize)
+        }
+    }
 }

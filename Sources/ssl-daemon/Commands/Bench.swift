@@ -103,7 +103,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Timed steps.")
     var steps: Int = 30
 
-    @Option(help: "Untimed warm-up steps.")
+    @Option(help: "Untimed warm-up steps (at least 1: the first counts the step's FLOPs).")
     var warmup: Int = 5
 
     @Option(help: "Random seed for weights and inputs.")
@@ -114,21 +114,27 @@ struct BenchTrain: ParsableCommand {
 
     func validate() throws {
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if steps < 1 || warmup < 0 { throw ValidationError("--steps must be >= 1 and --warmup >= 0") }
+        if steps < 1 || warmup < 1 { throw ValidationError("--steps and --warmup must be at least 1") }
     }
 
     func run() throws {
         ComputeThreads.configure(threads)
-        let learner = ReferenceWorkload.makeLearner(seed: seed)
+        let (config, batchSize, imageSize) = preset.workload(seed: seed)
+        let learner = Learner(config: config)
         var rng = RandomSource(seed: seed &+ 1)
-        let shape = [ReferenceWorkload.batch, ReferenceWorkload.imageSize, ReferenceWorkload.imageSize, 3]
+        let shape = [batchSize, imageSize, imageSize, 3]
         let count = shape.reduce(1, *)
         let anchors = Tensor(shape: shape, storage: (0..<count).map { _ in rng.normal() })
         let positives = Tensor(shape: shape, storage: (0..<count).map { _ in rng.normal() })
         var batch = Learner.Batch()
         batch.anchors = anchors
         batch.positives = positives
-        for _ in 0..<warmup { _ = learner.train(batch) }
+        // The useful FLOPs of a step are the matrix products' (2 per multiply-add), counted on the
+        // first warm-up step: for the reference preset this is ReferenceWorkload.flopsPerPair.
+        GEMMProfile.start()
+        _ = learner.train(batch)
+        let flopsPerPair = GEMMProfile.stop().reduce(0) { $0 + $1.1.flops } / Double(batchSize)
+        for _ in 1..<max(1, warmup) { _ = learner.train(batch) }
         let clock = ContinuousClock()
         let start = clock.now
         var last: Learner.Report?
@@ -138,9 +144,9 @@ struct BenchTrain: ParsableCommand {
         if profile { Self.report(GEMMProfile.stop(), steps: steps, elapsed: elapsed) }
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         let perStep = seconds / Double(steps)
-        let pairs = Double(ReferenceWorkload.batch) / perStep
-        let gflops = ReferenceWorkload.flopsPerPair * pairs / 1e9
-        FileHandle.standardError.write(Data("bench train: \(steps) steps, loss \(last?.loss ?? .nan), BLAS core \(BLASKernelSelection.description), \(threads) threads, \(String(format: "%.1f", ReferenceWorkload.flopsPerPair / 1e6)) MFLOP/pair\n".utf8))
+        let pairs = Double(batchSize) / perStep
+        let gflops = flopsPerPair * pairs / 1e9
+        FileHandle.standardError.write(Data("bench train: \(steps) steps, loss \(last?.loss ?? .nan), BLAS core \(BLASKernelSelection.description), \(threads) threads, \(String(format: "%.1f", flopsPerPair / 1e6)) MFLOP/pair (\(preset.rawValue): batch \(batchSize), \(imageSize)×\(imageSize))\n".utf8))
         print(#"{"pairs_per_second": \#((pairs * 10).rounded() / 10), "ms_per_step": \#((perStep * 1e4).rounded() / 10), "gflops": \#((gflops * 10).rounded() / 10), "blas_core": "\#(ComputeThreads.blasCore)"}"#)
     }
 
