@@ -18,9 +18,12 @@ enum BLASKernelSelection {
         guard getenv("OPENBLAS_CORETYPE") == nil else { return }
         let detected = ComputeThreads.blasCore
         guard let better = ComputeThreads.betterBLASCore(detected: detected, cpuFlags: cpuFlags()) else { return }
+        // The resolved path, not /proc/self/exe: the kernel names the process after the file
+        // exec'd, and `ps`, `top` and journald should keep showing ssl-daemon.
+        guard let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return }
         setenv("OPENBLAS_CORETYPE", better, 1)
         setenv(detectedVariable, detected, 1)
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        execv(path, CommandLine.unsafeArgv)
         unsetenv("OPENBLAS_CORETYPE")
         unsetenv(detectedVariable)
     }

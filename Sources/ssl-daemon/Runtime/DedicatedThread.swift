@@ -7,10 +7,24 @@ import ServiceLifecycle
 /// cooperative pool.
 func onDedicatedThread<T: Sendable>(name: String, _ body: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { (done: CheckedContinuation<T, Never>) in
-        let thread = Thread { done.resume(returning: body()) }
+        let thread = Thread {
+            nameCurrentThread(name)
+            done.resume(returning: body())
+        }
         thread.name = name
         thread.start()
     }
+}
+
+/// Names the calling thread for `top -H`, `ps -L` and /proc (the kernel keeps 15 bytes); threads
+/// that FFmpeg starts from it inherit the name. Writes /proc/thread-self/comm, which is what
+/// pthread_setname_np does (Glibc's module map does not export that GNU extension).
+func nameCurrentThread(_ name: String) {
+    let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    defer { close(fd) }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
 }
 
 /// The body of a service whose work is a blocking loop: `work` runs on a dedicated thread; graceful
