@@ -42,9 +42,11 @@ let package = Package(
         ),
         // glibc's mallopt: training allocates the same large buffers every step.
         .systemLibrary(name: "CMalloc"),
+        // oneDNN's direct convolutions (the library PyTorch uses for CPU convolutions).
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .target(
             name: "TemporalContrast",
-            dependencies: ["CBLAS", "CMalloc", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["CBLAS", "CMalloc", "CDNNL", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Export/ONNX/onnx.proto", "Export/ONNX/README.md"],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 apt_packages=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libopenblas-dev pkgconf ffmpeg python3-venv
+  # oneDNN: the convolutions (training.convolution = "onednn", the default)
+  libdnnl-dev
   # the status-page test: a headless browser (and curl for plain requests)
   chromium fonts-dejavu-core curl
   # the live-protocol tests' real servers: GStreamer's RTSP server (run from Debian's python3 with

@@ -51,6 +51,7 @@ package struct DaemonConfig: Sendable, Equatable {
     // [training]
     package var batch = 64
     package var threads = 0
+    package var convolution = ConvolutionEngine.onednn
     package var maxReuse = 8
     package var seed = 0
     package var deterministic = false
@@ -248,6 +249,7 @@ extension DaemonConfig {
         ConfigField("optimizer.max_gradient_norm", .double(\.maxGradientNorm), .reals(lower: 0, upper: 1e6), help: "global gradient-norm clip (0 disables)"),
         ConfigField("training.batch", .int(\.batch), .integers(2...4096), help: "pairs per step"),
         ConfigField("training.threads", .int(\.threads), .integers(0...256), help: "compute threads (0: cores minus decoder threads)"),
+        ConfigField("training.convolution", .choice(\.convolution), help: "how convolutions are computed: onednn (oneDNN's JIT kernels) or blas (im2col and OpenBLAS sgemm)"),
         ConfigField("training.max_reuse", .int(\.maxReuse), .integers(1...1_000_000), help: "times an example may be trained on before the trainer waits for new data"),
         ConfigField("training.seed", .int(\.seed), .integers(0...Int(Int32.max)), flag: "--seed", help: "seed of weights, sampling and augmentation"),
         ConfigField("training.deterministic", .bool(\.deterministic), flag: "--deterministic", help: "lockstep mode for exact resume: files only, read in path order on the trainer thread"),

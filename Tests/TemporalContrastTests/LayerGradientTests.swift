@@ -3,26 +3,26 @@ import TemporalContrast
 
 @Suite("Layer gradients against finite differences")
 struct LayerGradientTests {
-    @Test("Conv2d: 3×3 stride 1 and 2, 1×1, with bias, padding 0 and 1",
-          arguments: [(3, 1, 1, false), (3, 2, 1, false), (1, 1, 0, true), (3, 2, 0, true), (1, 2, 0, false)])
-    func conv(kernel: Int, stride: Int, padding: Int, bias: Bool) {
+    @Test("Conv2d on BLAS and on oneDNN: 3×3 stride 1 and 2, 1×1, with bias (BLAS only), padding 0 and 1",
+          arguments: [(3, 1, 1, false), (3, 2, 1, false), (1, 1, 0, true), (3, 2, 0, true), (1, 2, 0, false)], ConvolutionEngine.allCases)
+    func conv(shape: (kernel: Int, stride: Int, padding: Int, bias: Bool), engine: ConvolutionEngine) {
         var check = Check(seed: 1)
-        let conv = Conv2d(3, 4, kernel: kernel, stride: stride, padding: padding, bias: bias, name: "c", rng: &check.rng)
+        let conv = Conv2d(3, 4, kernel: shape.kernel, stride: shape.stride, padding: shape.padding, bias: shape.bias, engine: engine, name: "c", rng: &check.rng)
         check.layer(conv, input: check.tensor([2, 5, 6, 3]))
     }
 
-    @Test("Conv2d forward equals a direct convolution")
-    func convForward() {
+    @Test("Conv2d forward equals a direct convolution (BLAS with a bias, oneDNN without)", arguments: ConvolutionEngine.allCases)
+    func convForward(engine: ConvolutionEngine) {
         var check = Check(seed: 2)
         for (k, s, p) in [(3, 1, 1), (3, 2, 1), (1, 1, 0), (3, 2, 0)] {
-            let conv = Conv2d(3, 5, kernel: k, stride: s, padding: p, bias: true, name: "c", rng: &check.rng)
-            conv.bias!.value = (0..<5).map { Float($0) * 0.1 }
+            let conv = Conv2d(3, 5, kernel: k, stride: s, padding: p, bias: engine == .blas, engine: engine, name: "c", rng: &check.rng)
+            conv.bias?.value = (0..<5).map { Float($0) * 0.1 }
             let x = check.tensor([2, 7, 6, 3])
             let y = conv.infer(x)
             let oh = (7 + 2 * p - k) / s + 1, ow = (6 + 2 * p - k) / s + 1
             #expect(y.shape == [2, oh, ow, 5])
             for n in 0..<2 { for oy in 0..<oh { for ox in 0..<ow { for o in 0..<5 {
-                var sum = Double(conv.bias!.value[o])
+                var sum = Double(conv.bias?.value[o] ?? 0)
                 for ky in 0..<k { for kx in 0..<k { for c in 0..<3 {
                     let iy = oy * s - p + ky, ix = ox * s - p + kx
                     guard iy >= 0, iy < 7, ix >= 0, ix < 6 else { continue }

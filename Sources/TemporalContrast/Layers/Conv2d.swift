@@ -1,4 +1,6 @@
+import Dispatch
 import Glibc
+import Synchronization
 
 /// 2-D convolution on NHWC tensors: `[n, h, w, inChannels]` → `[n, oh, ow, outChannels]` with
 /// `oh = (h + 2·padding − kernel) / stride + 1` (likewise `ow`).
@@ -6,16 +8,30 @@ import Glibc
 /// `weight` is `[out, kernel, kernel, in]` (channels last; export permutes it to PyTorch's
 /// `[out, in, kh, kw]`), `bias` is `[out]`. Computed as im2col rows (`kernel·kernel·in` values per
 /// output position) times Wᵀ with one sgemm; backward reuses the cached rows for dW and scatters
-/// dRows back with col2im. Initialised with He-normal (fan-out), as torchvision's ResNets are.
+/// dRows back with col2im. With the `onednn` engine (and no bias) oneDNN's direct convolutions do
+/// the same three products without the im2col rows, one batch slice per `Parallel` worker.
+/// Initialised with He-normal (fan-out), as torchvision's ResNets are.
 public final class Conv2d: Layer {
     public let weight: Parameter
     public let bias: Parameter?
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+    /// Fixed at creation (`ComputeThreads.convolutionEngine` unless given).
+    public let engine: ConvolutionEngine
+
+    /// oneDNN plans by (slice shape, worker), made on first use; nil remembers a shape oneDNN declined.
+    private let plans = Mutex<[PlanKey: OneDNNConvolution?]>([:])
+    /// Slices of the batch for oneDNN instead of `Parallel.workerCount` (tests cover the split).
+    nonisolated(unsafe) var workersOverride: Int?
+    private struct PlanKey: Hashable {
+        let shape: OneDNNConvolution.Shape
+        let worker: Int
+    }
 
     public init(
         _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = false,
-        name: String, rng: inout RandomSource
+        engine: ConvolutionEngine = ComputeThreads.convolutionEngine, name: String, rng: inout RandomSource
     ) {
+        self.engine = engine
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernel = kernel
@@ -48,22 +64,25 @@ public final class Conv2d: Layer {
     private var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
 
     final class Cache: LayerCache {
-        let columns: Tensor
-        let inputShape: [Int]
-        init(columns: Tensor, inputShape: [Int]) {
+        /// The im2col rows (BLAS path) or nil (oneDNN path, which reads `input`).
+        let columns: Tensor?
+        let input: Tensor
+        init(columns: Tensor?, input: Tensor) {
             self.columns = columns
-            self.inputShape = inputShape
+            self.input = input
         }
     }
 
     public func forward(_ input: Tensor) -> (Tensor, LayerCache) {
         let g = geometry(input.shape)
+        if let slices = oneDNNSlices(g) { return (oneDNNForward(input, g, slices), Cache(columns: nil, input: input)) }
         let columns = isPointwise ? input.reshaped([g.rows, inChannels]) : im2col(input, g)
-        return (multiply(columns, g), Cache(columns: columns, inputShape: input.shape))
+        return (multiply(columns, g), Cache(columns: columns, input: input))
     }
 
     public func infer(_ input: Tensor) -> Tensor {
         let g = geometry(input.shape)
+        if let slices = oneDNNSlices(g) { return oneDNNForward(input, g, slices) }
         return multiply(isPointwise ? input.reshaped([g.rows, inChannels]) : im2col(input, g), g)
     }
 
@@ -81,10 +100,11 @@ public final class Conv2d: Layer {
 
     public func backward(_ gradOutput: Tensor, cache: LayerCache, inputGradient: Bool) -> Tensor? {
         let cache = cache as! Cache
-        let g = geometry(cache.inputShape)
+        let g = geometry(cache.input.shape)
+        guard let columns = cache.columns else { return oneDNNBackward(gradOutput, cache.input, g, inputGradient: inputGradient) }
         let k = kernel * kernel * inChannels
         // dW[out, K] += dYᵀ · columns
-        GEMM.multiply(gradOutput.storage, cache.columns.storage, into: &weight.gradient, m: outChannels, n: k, k: g.rows, transposeA: true, beta: 1)
+        GEMM.multiply(gradOutput.storage, columns.storage, into: &weight.gradient, m: outChannels, n: k, k: g.rows, transposeA: true, beta: 1)
         if let bias {
             gradOutput.storage.withUnsafeBufferPointer { gb in
                 bias.gradient.withUnsafeMutableBufferPointer { db in
@@ -96,7 +116,99 @@ public final class Conv2d: Layer {
         // dColumns = dY · W, then scatter back onto the input grid.
         var dColumns = Tensor(shape: [g.rows, k]) { _ in }
         GEMM.multiply(gradOutput.storage, weight.value, into: &dColumns.storage, m: g.rows, n: k, k: outChannels)
-        return isPointwise ? dColumns.reshaped(cache.inputShape) : col2im(dColumns, g)
+        return isPointwise ? dColumns.reshaped(cache.input.shape) : col2im(dColumns, g)
+    }
+
+    // MARK: - oneDNN
+
+    /// One plan per worker over contiguous slices of the batch, or nil when this layer runs on BLAS
+    /// (the engine, a bias, or a shape oneDNN declines).
+    private func oneDNNSlices(_ g: Geometry) -> [(samples: Range<Int>, plan: OneDNNConvolution)]? {
+        guard engine == .onednn, bias == nil, g.n > 0 else { return nil }
+        let workers = min(workersOverride ?? Parallel.workerCount, g.n)
+        var slices: [(samples: Range<Int>, plan: OneDNNConvolution)] = []
+        for i in 0..<workers {
+            let samples = (g.n * i / workers)..<(g.n * (i + 1) / workers)
+            let key = PlanKey(
+                shape: .init(n: samples.count, h: g.h, w: g.w, c: g.c, out: outChannels, kernel: kernel, stride: stride, padding: padding),
+                worker: i)
+            let plan = plans.withLock { cache -> OneDNNConvolution? in
+                if let known = cache[key] { return known }
+                let made = OneDNNConvolution(key.shape)
+                cache[key] = .some(made)
+                return made
+            }
+            guard let plan else { return nil }
+            slices.append((samples, plan))
+        }
+        return slices
+    }
+
+    /// oneDNN's implementation names (forward, backward data, backward weights) for an input of
+    /// `shape`, or nil when this layer computes it with BLAS.
+    func oneDNNImplementations(for shape: [Int]) -> [String]? {
+        oneDNNSlices(geometry(shape))?.first?.plan.implementations
+    }
+
+    /// Runs `body(index, slice)` for each slice, in parallel. Each slice's plan is used by this call only.
+    private func onSlices(_ slices: [(samples: Range<Int>, plan: OneDNNConvolution)], _ body: (Int, (samples: Range<Int>, plan: OneDNNConvolution)) -> Void) {
+        if slices.count == 1 { return body(0, slices[0]) }
+        // Slices write disjoint rows (or their own buffers) and concurrentPerform returns when all
+        // are done, so sharing the non-Sendable closure and plans is safe.
+        nonisolated(unsafe) let (shared, parts) = (body, slices)
+        DispatchQueue.concurrentPerform(iterations: parts.count) { shared($0, parts[$0]) }
+    }
+
+    private func oneDNNForward(_ input: Tensor, _ g: Geometry, _ slices: [(samples: Range<Int>, plan: OneDNNConvolution)]) -> Tensor {
+        let inItem = g.h * g.w * g.c, outItem = g.oh * g.ow * outChannels
+        return Tensor(shape: [g.n, g.oh, g.ow, outChannels]) { out in
+            input.storage.withUnsafeBufferPointer { xb in
+                weight.value.withUnsafeBufferPointer { wb in
+                    let x = xb.baseAddress!, w = wb.baseAddress!, y = out.baseAddress!
+                    GEMMProfile.record("conv forward (\(slices[0].plan.implementations[0]))", m: g.rows, n: outChannels, k: kernel * kernel * g.c) {
+                        onSlices(slices) { _, s in
+                            s.plan.forward(x + s.samples.lowerBound * inItem, weights: w, into: y + s.samples.lowerBound * outItem)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func oneDNNBackward(_ gradOutput: Tensor, _ input: Tensor, _ g: Geometry, inputGradient: Bool) -> Tensor? {
+        guard let slices = oneDNNSlices(g) else { preconditionFailure("Conv2d \(weight.name): oneDNN plans vanished between forward and backward") }
+        let inItem = g.h * g.w * g.c, outItem = g.oh * g.ow * outChannels, wCount = weight.value.count
+        // Each slice's weight gradient goes to its own buffer; they are added in slice order.
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: slices.count * wCount)
+        defer { partial.deallocate() }
+        func run(into dx: UnsafeMutablePointer<Float>?) {
+            input.storage.withUnsafeBufferPointer { xb in
+                gradOutput.storage.withUnsafeBufferPointer { gb in
+                    weight.value.withUnsafeBufferPointer { wb in
+                        let x = xb.baseAddress!, dy = gb.baseAddress!, w = wb.baseAddress!
+                        let names = slices[0].plan.implementations
+                        GEMMProfile.record("conv backward (\(names[2])\(dx == nil ? "" : ", " + names[1]))", m: g.rows, n: outChannels, k: kernel * kernel * g.c,
+                                           multiplies: dx == nil ? 1 : 2) {
+                            onSlices(slices) { i, s in
+                                let first = s.samples.lowerBound
+                                s.plan.backwardWeights(x + first * inItem, dy + first * outItem, into: partial + i * wCount)
+                                if let dx { s.plan.backwardData(dy + first * outItem, weights: w, into: dx + first * inItem) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        var dx: Tensor?
+        if inputGradient {
+            dx = Tensor(shape: input.shape) { out in run(into: out.baseAddress!) }
+        } else {
+            run(into: nil)
+        }
+        weight.gradient.withUnsafeMutableBufferPointer { gw in
+            for i in 0..<slices.count { Vector.axpy(1, UnsafePointer(partial + i * wCount), gw.baseAddress!, count: wCount) }
+        }
+        return dx
     }
 
     /// Rows of `kernel·kernel·c` input values, one per output position; zeros outside the image.

@@ -1,5 +1,15 @@
 internal import CBLAS
 internal import CMalloc
+import Synchronization
+
+/// How `Conv2d` computes convolutions.
+public enum ConvolutionEngine: String, Sendable, CaseIterable, Codable {
+    /// oneDNN's direct convolutions (its JIT kernels for the CPU at hand), one batch slice per
+    /// worker; a shape oneDNN would only run with reference code uses `blas` instead.
+    case onednn
+    /// im2col rows times the weights with one sgemm (OpenBLAS), col2im for the input gradient.
+    case blas
+}
 
 /// The process-wide compute thread budget: OpenBLAS's workers and our own parallel loops.
 public enum ComputeThreads {
@@ -7,11 +17,20 @@ public enum ComputeThreads {
     /// (each slice a single-threaded OpenBLAS call) and so are the element-wise loops. Also keeps
     /// glibc from returning large buffers to the kernel after every step (each step allocates the
     /// same sizes again; fresh pages cost a fault and a zero-fill each).
-    public static func configure(_ count: Int) {
+    public static func configure(_ count: Int, convolutions: ConvolutionEngine = .onednn) {
         GEMM.setThreads(1)
         Parallel.setWorkers(count)
+        convolutionEngine = convolutions
         // Measured on the reference workload: 738 → 1099 pairs/s with 2 threads.
         cmalloc_keep_large_blocks(32 << 20, 512 << 20)
+    }
+
+    private static let engine = Atomic<Int>(0)
+
+    /// The engine convolution layers created from now on use (`configure` sets it).
+    public static var convolutionEngine: ConvolutionEngine {
+        get { engine.load(ordering: .relaxed) == 0 ? .onednn : .blas }
+        set { engine.store(newValue == .onednn ? 0 : 1, ordering: .relaxed) }
     }
 
     /// Hands the heap's free pages back to the kernel. `configure` keeps up to 512 MiB of free heap

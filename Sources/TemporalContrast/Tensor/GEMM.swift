@@ -33,7 +33,7 @@ public enum GEMM {
         a.withUnsafeBufferPointer { ap in
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
-                    GEMMProfile.record(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB) {
+                    GEMMProfile.record("sgemm " + (transposeA ? "T" : "N") + (transposeB ? "T" : "N"), m: m, n: n, k: k) {
                         multiply(ap.baseAddress!, bp.baseAddress!, cp.baseAddress!, m: m, n: n, k: k,
                                  transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta, workers: workers)
                     }

@@ -14,6 +14,7 @@ extension LogLevel: ExpressibleByArgument {}
 extension VideoArchitecture: ExpressibleByArgument {}
 extension LearnerConfig.Objective: ExpressibleByArgument {}
 extension LearnerConfig.OptimizerKind: ExpressibleByArgument {}
+extension ConvolutionEngine: ExpressibleByArgument {}
 
 /// `bench train --preset`: the workloads it can time.
 enum TrainPreset: String, CaseIterable, ExpressibleByArgument {

@@ -109,8 +109,11 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Random seed for weights and inputs.")
     var seed: UInt64 = 0
 
-    @Flag(help: "Also print, on stderr, the time in matrix products per shape and the time outside them.")
+    @Flag(help: "Also print, on stderr, the time in matrix products and convolutions per shape and the time outside them.")
     var profile = false
+
+    @Option(help: "How convolutions are computed.")
+    var convolution: ConvolutionEngine = .onednn
 
     func validate() throws {
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -118,7 +121,7 @@ struct BenchTrain: ParsableCommand {
     }
 
     func run() throws {
-        ComputeThreads.configure(threads)
+        ComputeThreads.configure(threads, convolutions: convolution)
         let (config, batchSize, imageSize) = preset.workload(seed: seed)
         let learner = Learner(config: config)
         var rng = RandomSource(seed: seed &+ 1)
@@ -146,23 +149,23 @@ struct BenchTrain: ParsableCommand {
         let perStep = seconds / Double(steps)
         let pairs = Double(batchSize) / perStep
         let gflops = flopsPerPair * pairs / 1e9
-        FileHandle.standardError.write(Data("bench train: \(steps) steps, loss \(last?.loss ?? .nan), BLAS core \(BLASKernelSelection.description), \(threads) threads, \(String(format: "%.1f", flopsPerPair / 1e6)) MFLOP/pair (\(preset.rawValue): batch \(batchSize), \(imageSize)×\(imageSize))\n".utf8))
+        FileHandle.standardError.write(Data("bench train: \(steps) steps, loss \(last?.loss ?? .nan), BLAS core \(BLASKernelSelection.description), \(threads) threads, convolutions \(convolution.rawValue), \(String(format: "%.1f", flopsPerPair / 1e6)) MFLOP/pair (\(preset.rawValue): batch \(batchSize), \(imageSize)×\(imageSize))\n".utf8))
         print(#"{"pairs_per_second": \#((pairs * 10).rounded() / 10), "ms_per_step": \#((perStep * 1e4).rounded() / 10), "gflops": \#((gflops * 10).rounded() / 10), "blas_core": "\#(ComputeThreads.blasCore)"}"#)
     }
 
     /// The product shapes of a step, slowest first, and the share of the step outside them.
     static func report(_ table: [(GEMMProfile.Entry, GEMMProfile.Totals)], steps: Int, elapsed: Duration) {
         let stepMs = (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18) * 1000 / Double(steps)
-        var lines = ["  m × n × k (op)            calls/step  ms/step  GFLOP/s"]
+        var lines = ["  operation                                          m × n × k             calls/step  ms/step  GFLOP/s"]
         var gemmMs = 0.0
         for (e, t) in table {
             let ms = t.seconds * 1000 / Double(steps)
             gemmMs += ms
-            let op = (e.transposeA ? "T" : "N") + (e.transposeB ? "T" : "N")
-            let shape = "\(e.m) × \(e.n) × \(e.k) (\(op))".padding(toLength: 26, withPad: " ", startingAt: 0)
-            lines.append(String(format: "  %@ %10.1f %8.2f %8.1f", shape, Double(t.calls) / Double(steps), ms, t.flops / t.seconds / 1e9))
+            let operation = e.operation.padding(toLength: 50, withPad: " ", startingAt: 0)
+            let shape = "\(e.m) × \(e.n) × \(e.k)".padding(toLength: 20, withPad: " ", startingAt: 0)
+            lines.append(String(format: "  %@ %@ %10.1f %8.2f %8.1f", operation, shape, Double(t.calls) / Double(steps), ms, t.flops / t.seconds / 1e9))
         }
-        lines.append(String(format: "  step %.1f ms: products %.1f ms (%.0f %%), everything else %.1f ms (%.0f %%)",
+        lines.append(String(format: "  step %.1f ms: products and convolutions %.1f ms (%.0f %%), everything else %.1f ms (%.0f %%)",
                             stepMs, gemmMs, 100 * gemmMs / stepMs, stepMs - gemmMs, 100 * (stepMs - gemmMs) / stepMs))
         FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
     }

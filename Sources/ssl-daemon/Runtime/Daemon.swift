@@ -71,6 +71,8 @@ final class Daemon: Sendable {
         do { ledger = try Ledger(stateDirectory: stateLock.url) } catch { throw .ledger(error) }
         checkpoints = CheckpointService(stateDirectory: stateLock.url, ledger: ledger, config: config, logger: logger, statistics: statistics,
                                         writes: (distributed?.rank ?? 0) == 0)
+        // Before the learner exists: its convolution layers take the engine when they are made.
+        ComputeThreads.configure(config.computeThreads, convolutions: config.convolution)
         let learner = Learner(config: config.learnerConfig)
         var resumed = (distributed?.rank ?? 0) == 0 ? try checkpoints.resume(into: learner, stateDirectory: stateLock.url) : ResumedState()
         if let distributed {
@@ -185,10 +187,10 @@ final class Daemon: Sendable {
     /// Runs every service until the work is done (`--once`, `--max-steps`) or a signal, and
     /// returns the summary once the last service (the final checkpoint) has finished.
     func run(signals: ShutdownSignals) async throws -> RunSummary {
-        ComputeThreads.configure(config.computeThreads)
+        ComputeThreads.configure(config.computeThreads, convolutions: config.convolution)
         logger.info("starting", metadata: [
             "watch": "\(config.watch)", "streams": "\(config.liveStreams.map { "\($0.name)=\(MediaSource.redacted($0.url))" })", "step": "\(trainer.learner.step)",
-            "compute_threads": "\(config.computeThreads)", "blas_core": "\(BLASKernelSelection.description)",
+            "compute_threads": "\(config.computeThreads)", "convolution": "\(config.convolution.rawValue)", "blas_core": "\(BLASKernelSelection.description)",
         ])
         var groupConfig = ServiceGroupConfiguration(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
