@@ -45,6 +45,7 @@ case "$kind" in
     #     from another thread into an open blocked inside FFmpeg (DecodeInterrupt's atomics, polled
     #     by FFmpeg's callback), a killed server ending a blocked read.
     #   GEMMTests: the k-split GEMM, slices on DispatchQueue.concurrentPerform workers.
+    #   OneDNNConvolutionTests: oneDNN plans run on two batch slices at once, one per worker.
     #   CheckpointStoreTests/writeAndReadBack: a reader lists and loads checkpoints while the
     #     store writes and renames them.
     #   DaemonLifecycleTests notify/dropWhileRunning, RunCommandTests sigtermAndResume/badFile: the
@@ -71,6 +72,7 @@ case "$kind" in
     shards=(
       "--filter StreamDecodeTests\.LiveStreamTests/(tcpStream|deadServerOpen|interruptOpen)\(
        --filter TemporalContrastTests\.GEMMTests/
+       --filter TemporalContrastTests\.OneDNNConvolutionTests/
        --filter TemporalContrastTests\.CheckpointStoreTests/writeAndReadBack\( $pipeline"
     )
     ;;
