@@ -57,6 +57,22 @@ struct OneDNNConvolutionTests {
         }
     }
 
+    @Test("plans for varying batch sizes stay bounded, and a backward pass runs the plans of its forward pass even after they left the cache")
+    func plansBounded() throws {
+        var rng = RandomSource(seed: 3)
+        let conv = Conv2d(4, 8, kernel: 3, stride: 2, padding: 1, engine: .onednn, name: "c", rng: &rng)
+        conv.workersOverride = 1
+        let x = Tensor(shape: [3, 6, 6, 4], storage: (0..<(3 * 6 * 6 * 4)).map { _ in rng.normal() })
+        let (y, cache) = conv.forward(x)
+        for n in 1...40 { _ = conv.infer(Tensor(zeros: [n, 6, 6, 4])) }
+        #expect(conv.oneDNNPlanCount <= 32)
+        #expect(conv.oneDNNPlanCount >= 30)
+        let dy = Tensor(shape: y.shape, storage: (0..<y.count).map { _ in rng.normal() })
+        let dx = try #require(conv.backward(dy, cache: cache, inputGradient: true))
+        #expect(dx.shape == x.shape)
+        #expect(dx.storage.contains { $0 != 0 })
+    }
+
     @Test("a layer with a bias, or the blas engine, stays on BLAS")
     func blasWhereAsked() {
         var rng = RandomSource(seed: 1)

@@ -18,8 +18,16 @@ public final class Conv2d: Layer {
     /// Fixed at creation (`ComputeThreads.convolutionEngine` unless given).
     public let engine: ConvolutionEngine
 
-    /// oneDNN plans by (slice shape, worker), made on first use; nil remembers a shape oneDNN declined.
-    private let plans = Mutex<[PlanKey: OneDNNConvolution?]>([:])
+    /// oneDNN plans by (slice shape, worker), made on first use; nil remembers a shape oneDNN
+    /// declined. Batch sizes vary from step to step, so the least recently used are dropped beyond
+    /// `planLimit` (a forward pass's cache keeps its own plans for the backward pass).
+    private let plans = Mutex(PlanCache())
+    private static let planLimit = 32
+    private struct PlanCache {
+        var entries: [PlanKey: (plan: OneDNNConvolution?, used: Int)] = [:]
+        var clock = 0
+    }
+    typealias Slices = [(samples: Range<Int>, plan: OneDNNConvolution)]
     /// Slices of the batch for oneDNN instead of `Parallel.workerCount` (tests cover the split).
     nonisolated(unsafe) var workersOverride: Int?
     private struct PlanKey: Hashable {
@@ -67,15 +75,18 @@ public final class Conv2d: Layer {
         /// The im2col rows (BLAS path) or nil (oneDNN path, which reads `input`).
         let columns: Tensor?
         let input: Tensor
-        init(columns: Tensor?, input: Tensor) {
+        /// The oneDNN plans the forward pass ran (the backward pass runs the same).
+        let slices: Slices?
+        init(columns: Tensor?, input: Tensor, slices: Slices? = nil) {
             self.columns = columns
             self.input = input
+            self.slices = slices
         }
     }
 
     public func forward(_ input: Tensor) -> (Tensor, LayerCache) {
         let g = geometry(input.shape)
-        if let slices = oneDNNSlices(g) { return (oneDNNForward(input, g, slices), Cache(columns: nil, input: input)) }
+        if let slices = oneDNNSlices(g) { return (oneDNNForward(input, g, slices), Cache(columns: nil, input: input, slices: slices)) }
         let columns = isPointwise ? input.reshaped([g.rows, inChannels]) : im2col(input, g)
         return (multiply(columns, g), Cache(columns: columns, input: input))
     }
@@ -101,7 +112,7 @@ public final class Conv2d: Layer {
     public func backward(_ gradOutput: Tensor, cache: LayerCache, inputGradient: Bool) -> Tensor? {
         let cache = cache as! Cache
         let g = geometry(cache.input.shape)
-        guard let columns = cache.columns else { return oneDNNBackward(gradOutput, cache.input, g, inputGradient: inputGradient) }
+        guard let columns = cache.columns else { return oneDNNBackward(gradOutput, cache.input, g, cache.slices!, inputGradient: inputGradient) }
         let k = kernel * kernel * inChannels
         // dW[out, K] += dYᵀ · columns
         GEMM.multiply(gradOutput.storage, columns.storage, into: &weight.gradient, m: outChannels, n: k, k: g.rows, transposeA: true, beta: 1)
@@ -123,19 +134,26 @@ public final class Conv2d: Layer {
 
     /// One plan per worker over contiguous slices of the batch, or nil when this layer runs on BLAS
     /// (the engine, a bias, or a shape oneDNN declines).
-    private func oneDNNSlices(_ g: Geometry) -> [(samples: Range<Int>, plan: OneDNNConvolution)]? {
+    private func oneDNNSlices(_ g: Geometry) -> Slices? {
         guard engine == .onednn, bias == nil, g.n > 0 else { return nil }
         let workers = min(workersOverride ?? Parallel.workerCount, g.n)
-        var slices: [(samples: Range<Int>, plan: OneDNNConvolution)] = []
+        var slices: Slices = []
         for i in 0..<workers {
             let samples = (g.n * i / workers)..<(g.n * (i + 1) / workers)
             let key = PlanKey(
                 shape: .init(n: samples.count, h: g.h, w: g.w, c: g.c, out: outChannels, kernel: kernel, stride: stride, padding: padding),
                 worker: i)
             let plan = plans.withLock { cache -> OneDNNConvolution? in
-                if let known = cache[key] { return known }
+                cache.clock += 1
+                if let known = cache.entries[key] {
+                    cache.entries[key]?.used = cache.clock
+                    return known.plan
+                }
+                if cache.entries.count >= Self.planLimit, let oldest = cache.entries.min(by: { $0.value.used < $1.value.used })?.key {
+                    cache.entries[oldest] = nil
+                }
                 let made = OneDNNConvolution(key.shape)
-                cache[key] = .some(made)
+                cache.entries[key] = (made, cache.clock)
                 return made
             }
             guard let plan else { return nil }
@@ -150,8 +168,11 @@ public final class Conv2d: Layer {
         oneDNNSlices(geometry(shape))?.first?.plan.implementations
     }
 
+    /// Shapes with a plan (or a refusal) in the cache.
+    var oneDNNPlanCount: Int { plans.withLock { $0.entries.count } }
+
     /// Runs `body(index, slice)` for each slice, in parallel. Each slice's plan is used by this call only.
-    private func onSlices(_ slices: [(samples: Range<Int>, plan: OneDNNConvolution)], _ body: (Int, (samples: Range<Int>, plan: OneDNNConvolution)) -> Void) {
+    private func onSlices(_ slices: Slices, _ body: (Int, (samples: Range<Int>, plan: OneDNNConvolution)) -> Void) {
         if slices.count == 1 { return body(0, slices[0]) }
         // Slices write disjoint rows (or their own buffers) and concurrentPerform returns when all
         // are done, so sharing the non-Sendable closure and plans is safe.
@@ -159,7 +180,7 @@ public final class Conv2d: Layer {
         DispatchQueue.concurrentPerform(iterations: parts.count) { shared($0, parts[$0]) }
     }
 
-    private func oneDNNForward(_ input: Tensor, _ g: Geometry, _ slices: [(samples: Range<Int>, plan: OneDNNConvolution)]) -> Tensor {
+    private func oneDNNForward(_ input: Tensor, _ g: Geometry, _ slices: Slices) -> Tensor {
         let inItem = g.h * g.w * g.c, outItem = g.oh * g.ow * outChannels
         return Tensor(shape: [g.n, g.oh, g.ow, outChannels]) { out in
             input.storage.withUnsafeBufferPointer { xb in
@@ -175,8 +196,7 @@ public final class Conv2d: Layer {
         }
     }
 
-    private func oneDNNBackward(_ gradOutput: Tensor, _ input: Tensor, _ g: Geometry, inputGradient: Bool) -> Tensor? {
-        guard let slices = oneDNNSlices(g) else { preconditionFailure("Conv2d \(weight.name): oneDNN plans vanished between forward and backward") }
+    private func oneDNNBackward(_ gradOutput: Tensor, _ input: Tensor, _ g: Geometry, _ slices: Slices, inputGradient: Bool) -> Tensor? {
         let inItem = g.h * g.w * g.c, outItem = g.oh * g.ow * outChannels, wCount = weight.value.count
         // Each slice's weight gradient goes to its own buffer; they are added in slice order.
         let partial = UnsafeMutablePointer<Float>.allocate(capacity: slices.count * wCount)
