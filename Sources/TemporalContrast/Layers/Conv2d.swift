@@ -9,7 +9,8 @@ import Synchronization
 /// `[out, in, kh, kw]`), `bias` is `[out]`. Computed as im2col rows (`kernel·kernel·in` values per
 /// output position) times Wᵀ with one sgemm; backward reuses the cached rows for dW and scatters
 /// dRows back with col2im. With the `onednn` engine (and no bias) oneDNN's direct convolutions do
-/// the same three products without the im2col rows, one batch slice per `Parallel` worker.
+/// the same three products without the im2col rows, one batch slice per `Parallel` worker; a plan
+/// binds its buffers per call, so a layer on oneDNN runs one pass at a time (the trainer's thread).
 /// Initialised with He-normal (fan-out), as torchvision's ResNets are.
 public final class Conv2d: Layer {
     public let weight: Parameter
