@@ -136,21 +136,19 @@ final class OneDNNConvolution {
     /// y = conv(x, W): x is `[n, h, w, c]`, y `[n, oh, ow, out]`, W `[out, k, k, c]`.
     func forward(_ x: UnsafePointer<Float>, weights: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
         omp_set_num_threads(1)
-        bind(userWeights, weights)
-        if let toForward { run(toForward, [(DNNL_ARG_FROM, userWeights), (DNNL_ARG_TO, forwardWeights)]) }
+        let w = weightsMemory(weights, reorder: toForward, into: forwardWeights)
         bind(src, x)
         bind(dst, UnsafePointer(y))
-        run(forwardPrimitive, [(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, forwardWeights ?? userWeights), (DNNL_ARG_DST, dst)])
+        run(forwardPrimitive, [(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DST, dst)])
     }
 
     /// dx = convᵀ(dy, W), overwriting `dx` (`[n, h, w, c]`).
     func backwardData(_ dy: UnsafePointer<Float>, weights: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
         omp_set_num_threads(1)
-        bind(userWeights, weights)
-        if let toData { run(toData, [(DNNL_ARG_FROM, userWeights), (DNNL_ARG_TO, dataWeights)]) }
+        let w = weightsMemory(weights, reorder: toData, into: dataWeights)
         bind(dst, dy)
         bind(src, UnsafePointer(dx))
-        run(dataPrimitive, [(DNNL_ARG_DIFF_DST, dst), (DNNL_ARG_WEIGHTS, dataWeights ?? userWeights), (DNNL_ARG_DIFF_SRC, src)])
+        run(dataPrimitive, [(DNNL_ARG_DIFF_DST, dst), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DIFF_SRC, src)])
     }
 
     /// dW = Σ over the batch of x ⋆ dy, overwriting `dw` (`[out, k, k, c]`).
@@ -164,6 +162,15 @@ final class OneDNNConvolution {
     }
 
     // MARK: - oneDNN plumbing
+
+    /// Our weights as a direction's primitive wants them: reordered into its layout when it has
+    /// one of its own, else our buffer as it is.
+    private func weightsMemory(_ weights: UnsafePointer<Float>, reorder: dnnl_primitive_t?, into blocked: dnnl_memory_t?) -> dnnl_memory_t? {
+        bind(userWeights, weights)
+        guard let reorder else { return userWeights }
+        run(reorder, [(DNNL_ARG_FROM, userWeights), (DNNL_ARG_TO, blocked)])
+        return blocked
+    }
 
     private static func dims<R>(_ values: inout [Int64], _ body: (UnsafePointer<Int64>) -> R) -> R {
         values.withUnsafeBufferPointer { body($0.baseAddress!) }
