@@ -57,14 +57,36 @@ struct OneDNNConvolutionTests {
         }
     }
 
-    @Test("plans for varying batch sizes stay bounded, and a backward pass runs the plans of its forward pass even after they left the cache")
+    @Test("a slice runs as power-of-two chunks, largest first, covering it exactly")
+    func chunking() {
+        #expect(Conv2d.chunks(of: 0..<27) == [0..<16, 16..<24, 24..<26, 26..<27])
+        #expect(Conv2d.chunks(of: 5..<5).isEmpty)
+        for n in 1...300 {
+            let chunks = Conv2d.chunks(of: 7..<(7 + n))
+            #expect(chunks.first?.lowerBound == 7 && chunks.last?.upperBound == 7 + n)
+            #expect(zip(chunks, chunks.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound && $0.count >= $1.count })
+            #expect(chunks.allSatisfy { $0.count <= Conv2d.largestChunk && $0.count & ($0.count - 1) == 0 })
+        }
+    }
+
+    @Test("every batch size from 1 to 200 needs at most 7 plans per worker")
+    func plansPerBatchSizeBounded() {
+        var rng = RandomSource(seed: 2)
+        let conv = Conv2d(4, 8, kernel: 3, stride: 2, padding: 1, engine: .onednn, name: "c", rng: &rng)
+        conv.workersOverride = 2
+        for n in 1...200 { _ = conv.infer(Tensor(zeros: [n, 6, 6, 4])) }
+        #expect(conv.oneDNNPlanCount <= 14)
+        #expect(conv.oneDNNPlanCount >= 12)
+    }
+
+    @Test("plans for varying input sizes stay bounded, and a backward pass runs the plans of its forward pass even after they left the cache")
     func plansBounded() throws {
         var rng = RandomSource(seed: 3)
         let conv = Conv2d(4, 8, kernel: 3, stride: 2, padding: 1, engine: .onednn, name: "c", rng: &rng)
         conv.workersOverride = 1
         let x = Tensor(shape: [3, 6, 6, 4], storage: (0..<(3 * 6 * 6 * 4)).map { _ in rng.normal() })
         let (y, cache) = conv.forward(x)
-        for n in 1...40 { _ = conv.infer(Tensor(zeros: [n, 6, 6, 4])) }
+        for width in 6...45 { _ = conv.infer(Tensor(zeros: [1, 6, width, 4])) }
         #expect(conv.oneDNNPlanCount <= 32)
         #expect(conv.oneDNNPlanCount >= 30)
         let dy = Tensor(shape: y.shape, storage: (0..<y.count).map { _ in rng.normal() })

@@ -19,16 +19,23 @@ public final class Conv2d: Layer {
     /// Fixed at creation (`ComputeThreads.convolutionEngine` unless given).
     public let engine: ConvolutionEngine
 
-    /// oneDNN plans by (slice shape, worker), made on first use; nil remembers a shape oneDNN
-    /// declined. Batch sizes vary from step to step, so the least recently used are dropped beyond
-    /// `planLimit` (a forward pass's cache keeps its own plans for the backward pass).
+    /// oneDNN plans by (chunk shape, worker), made on first use; nil remembers a shape oneDNN
+    /// declined. Batch sizes vary from step to step; a worker's slice runs as chunks of
+    /// power-of-two sizes up to `largestChunk`, so a geometry needs at most 7 plans per worker
+    /// however the batch sizes vary. A plan holds JIT code, reordered weights and a scratchpad:
+    /// one per batch size seen made the daemon's memory climb for hours. The least recently used
+    /// are still dropped beyond `planLimit` (a forward pass's cache keeps its own plans for the
+    /// backward pass).
     private let plans = Mutex(PlanCache())
     private static let planLimit = 32
+    static let largestChunk = 64
     private struct PlanCache {
         var entries: [PlanKey: (plan: OneDNNConvolution?, used: Int)] = [:]
         var clock = 0
     }
-    typealias Slices = [(samples: Range<Int>, plan: OneDNNConvolution)]
+    /// A worker's part of the batch, as consecutive chunks each with its plan.
+    typealias Chunk = (samples: Range<Int>, plan: OneDNNConvolution)
+    typealias Slices = [[Chunk]]
     /// Slices of the batch for oneDNN instead of `Parallel.workerCount` (tests cover the split).
     nonisolated(unsafe) var workersOverride: Int?
     private struct PlanKey: Hashable {
@@ -133,52 +140,78 @@ public final class Conv2d: Layer {
 
     // MARK: - oneDNN
 
-    /// One plan per worker over contiguous slices of the batch, or nil when this layer runs on BLAS
-    /// (the engine, a bias, or a shape oneDNN declines).
+    /// A contiguous slice of the batch per worker, each cut into chunks with a plan each, or nil
+    /// when this layer runs on BLAS (the engine, a bias, or a shape oneDNN declines).
     private func oneDNNSlices(_ g: Geometry) -> Slices? {
         guard engine == .onednn, bias == nil, g.n > 0 else { return nil }
         let workers = min(workersOverride ?? Parallel.workerCount, g.n)
         var slices: Slices = []
         for i in 0..<workers {
-            let samples = (g.n * i / workers)..<(g.n * (i + 1) / workers)
-            let key = PlanKey(
-                shape: .init(n: samples.count, h: g.h, w: g.w, c: g.c, out: outChannels, kernel: kernel, stride: stride, padding: padding),
-                worker: i)
-            let plan = plans.withLock { cache -> OneDNNConvolution? in
-                cache.clock += 1
-                if let known = cache.entries[key] {
-                    cache.entries[key]?.used = cache.clock
-                    return known.plan
-                }
-                if cache.entries.count >= Self.planLimit, let oldest = cache.entries.min(by: { $0.value.used < $1.value.used })?.key {
-                    cache.entries[oldest] = nil
-                }
-                let made = OneDNNConvolution(key.shape)
-                cache.entries[key] = (made, cache.clock)
-                return made
+            var chunks: [Chunk] = []
+            for samples in Self.chunks(of: (g.n * i / workers)..<(g.n * (i + 1) / workers)) {
+                let key = PlanKey(
+                    shape: .init(n: samples.count, h: g.h, w: g.w, c: g.c, out: outChannels, kernel: kernel, stride: stride, padding: padding),
+                    worker: i)
+                guard let plan = plan(for: key) else { return nil }
+                chunks.append((samples, plan))
             }
-            guard let plan else { return nil }
-            slices.append((samples, plan))
+            slices.append(chunks)
         }
         return slices
+    }
+
+    /// `range` cut into consecutive chunks of power-of-two sizes, largest first (27 → 16, 8, 2, 1).
+    static func chunks(of range: Range<Int>) -> [Range<Int>] {
+        var out: [Range<Int>] = [], start = range.lowerBound
+        while start < range.upperBound {
+            var size = largestChunk
+            while size > range.upperBound - start { size /= 2 }
+            out.append(start..<(start + size))
+            start += size
+        }
+        return out
+    }
+
+    private func plan(for key: PlanKey) -> OneDNNConvolution? {
+        plans.withLock { cache -> OneDNNConvolution? in
+            cache.clock += 1
+            if let known = cache.entries[key] {
+                cache.entries[key]?.used = cache.clock
+                return known.plan
+            }
+            if cache.entries.count >= Self.planLimit, let oldest = cache.entries.min(by: { $0.value.used < $1.value.used })?.key {
+                cache.entries[oldest] = nil
+            }
+            let made = OneDNNConvolution(key.shape)
+            cache.entries[key] = (made, cache.clock)
+            return made
+        }
     }
 
     /// oneDNN's implementation names (forward, backward data, backward weights) for an input of
     /// `shape`, or nil when this layer computes it with BLAS.
     func oneDNNImplementations(for shape: [Int]) -> [String]? {
-        oneDNNSlices(geometry(shape))?.first?.plan.implementations
+        oneDNNSlices(geometry(shape))?.first?.first?.plan.implementations
     }
 
     /// Shapes with a plan (or a refusal) in the cache.
     var oneDNNPlanCount: Int { plans.withLock { $0.entries.count } }
 
-    /// Runs `body(index, slice)` for each slice, in parallel. Each slice's plan is used by this call only.
-    private func onSlices(_ slices: Slices, _ body: (Int, (samples: Range<Int>, plan: OneDNNConvolution)) -> Void) {
-        if slices.count == 1 { return body(0, slices[0]) }
+    /// Runs `body(index, chunk)` for every chunk, each worker's slice on its own thread, in
+    /// parallel; `index` numbers the chunks across slices in batch order. Each chunk's plan is used
+    /// by this call only.
+    private func onChunks(_ slices: Slices, _ body: (Int, Chunk) -> Void) {
+        let firsts = slices.reduce(into: [0]) { $0.append($0.last! + $1.count) }
         // Slices write disjoint rows (or their own buffers) and concurrentPerform returns when all
         // are done, so sharing the non-Sendable closure and plans is safe.
+        if slices.count == 1 {
+            for (j, chunk) in slices[0].enumerated() { body(j, chunk) }
+            return
+        }
         nonisolated(unsafe) let (shared, parts) = (body, slices)
-        DispatchQueue.concurrentPerform(iterations: parts.count) { shared($0, parts[$0]) }
+        DispatchQueue.concurrentPerform(iterations: parts.count) { w in
+            for (j, chunk) in parts[w].enumerated() { shared(firsts[w] + j, chunk) }
+        }
     }
 
     private func oneDNNForward(_ input: Tensor, _ g: Geometry, _ slices: Slices) -> Tensor {
@@ -187,8 +220,8 @@ public final class Conv2d: Layer {
             input.storage.withUnsafeBufferPointer { xb in
                 weight.value.withUnsafeBufferPointer { wb in
                     let x = xb.baseAddress!, w = wb.baseAddress!, y = out.baseAddress!
-                    GEMMProfile.record("conv forward (\(slices[0].plan.implementations[0]))", m: g.rows, n: outChannels, k: kernel * kernel * g.c) {
-                        onSlices(slices) { _, s in
+                    GEMMProfile.record("conv forward (\(slices[0][0].plan.implementations[0]))", m: g.rows, n: outChannels, k: kernel * kernel * g.c) {
+                        onChunks(slices) { _, s in
                             s.plan.forward(x + s.samples.lowerBound * inItem, weights: w, into: y + s.samples.lowerBound * outItem)
                         }
                     }
@@ -199,18 +232,19 @@ public final class Conv2d: Layer {
 
     private func oneDNNBackward(_ gradOutput: Tensor, _ input: Tensor, _ g: Geometry, _ slices: Slices, inputGradient: Bool) -> Tensor? {
         let inItem = g.h * g.w * g.c, outItem = g.oh * g.ow * outChannels, wCount = weight.value.count
-        // Each slice's weight gradient goes to its own buffer; they are added in slice order.
-        let partial = UnsafeMutablePointer<Float>.allocate(capacity: slices.count * wCount)
+        // Each chunk's weight gradient goes to its own buffer; they are added in batch order.
+        let chunkCount = slices.reduce(0) { $0 + $1.count }
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: chunkCount * wCount)
         defer { partial.deallocate() }
         func run(into dx: UnsafeMutablePointer<Float>?) {
             input.storage.withUnsafeBufferPointer { xb in
                 gradOutput.storage.withUnsafeBufferPointer { gb in
                     weight.value.withUnsafeBufferPointer { wb in
                         let x = xb.baseAddress!, dy = gb.baseAddress!, w = wb.baseAddress!
-                        let names = slices[0].plan.implementations
+                        let names = slices[0][0].plan.implementations
                         GEMMProfile.record("conv backward (\(names[2])\(dx == nil ? "" : ", " + names[1]))", m: g.rows, n: outChannels, k: kernel * kernel * g.c,
                                            multiplies: dx == nil ? 1 : 2) {
-                            onSlices(slices) { i, s in
+                            onChunks(slices) { i, s in
                                 let first = s.samples.lowerBound
                                 s.plan.backwardWeights(x + first * inItem, dy + first * outItem, into: partial + i * wCount)
                                 if let dx { s.plan.backwardData(dy + first * outItem, weights: w, into: dx + first * inItem) }
@@ -227,7 +261,7 @@ public final class Conv2d: Layer {
             run(into: nil)
         }
         weight.gradient.withUnsafeMutableBufferPointer { gw in
-            for i in 0..<slices.count { Vector.axpy(1, UnsafePointer(partial + i * wCount), gw.baseAddress!, count: wCount) }
+            for i in 0..<chunkCount { Vector.axpy(1, UnsafePointer(partial + i * wCount), gw.baseAddress!, count: wCount) }
         }
         return dx
     }
