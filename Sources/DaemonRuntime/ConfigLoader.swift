@@ -173,6 +173,9 @@ extension DaemonConfig {
         let activations = m(2, batch, side, side, perPixel, 4)
         let head = m(batch, 3, max(projectionHidden, embedding), 4 * 4)
         let queueBytes = objective == .moco ? m(queue, embedding, 4) + m(3, batch, queue, 4) : 0
+        let bank = Int(methodSettings["pirl_bank"]), negatives = Int(methodSettings["pirl_negatives"])
+        // The bank with each slot's origin, and each pair's logits and negative indices per view.
+        let bankBytes = objective == .pirl ? m(bank, embedding + 4, 4) + m(4, batch, negatives + 1, 8) : 0
         let frame = m(size, size * 16 / 9, 3)
         let live = m(liveQueueFrames, liveStreams.count, frame)
         let parameters = m(max(projectionHidden, embedding), max(projectionHidden, embedding), 4 * 8)
@@ -181,6 +184,7 @@ extension DaemonConfig {
             ("training.batch × pairing.image.output_size² (activations)", activations),
             ("model.projection_hidden × model.embedding (heads)", head + parameters),
             ("objective.queue × model.embedding", queueBytes),
+            ("objective.pirl_bank × model.embedding", bankBytes),
             ("sources.live_queue_frames × decode.size²", live),
         ]
     }

@@ -41,6 +41,8 @@ package struct DaemonConfig: Sendable, Equatable {
     package var keyMomentum = 0.99
     package var audioWeight = 1.0
     package var maskWindow = 2.0
+    /// Each method's own settings, `objective.<key>` (`MethodKind.settings`).
+    package var methodSettings = MethodSettings()
     // [optimizer]
     package var optimizer: LearnerConfig.OptimizerKind = .sgd
     package var learningRate = 0.03
@@ -235,12 +237,17 @@ extension DaemonConfig {
         ConfigField("model.audio", .choice(\.audioArchitecture), help: "audio encoder over log-mel"),
         ConfigField("model.projection_hidden", .int(\.projectionHidden), .integers(1...8192), help: "projection head hidden width"),
         ConfigField("model.embedding", .int(\.embedding), .integers(2...4096), help: "projection head output width"),
-        ConfigField("objective.kind", .choice(\.objective), help: "objective on image pairs (audio-video pairs always use cross-modal InfoNCE)"),
+        ConfigField("objective.kind", .choice(\.objective), help: "method on image pairs (audio-video pairs always use cross-modal InfoNCE)"),
         ConfigField("objective.temperature", .double(\.temperature), .reals(lower: 0, lowerOpen: true, upper: 10), help: "softmax temperature of the contrastive losses"),
         ConfigField("objective.queue", .int(\.queue), .integers(1...262_144), help: "MoCo key queue length"),
         ConfigField("objective.key_momentum", .double(\.keyMomentum), .reals(lower: 0, upper: 1, upperOpen: true), help: "EMA momentum of the key encoder"),
         ConfigField("objective.audio_weight", .double(\.audioWeight), .reals(lower: 0, upper: 100), help: "weight of the audio-video loss (0 trains no audio encoder)"),
         ConfigField("objective.mask_window", .double(\.maskWindow), .reals(lower: 0, upper: day), help: "negatives from the same source within this many seconds are masked (likely the same content)"),
+    ] + MethodKind.settings.map { s in
+        s.integer
+            ? ConfigField("objective.\(s.key)", .int(\.methodSettings[integer: s.key]), .integers(Int(s.lower)...Int(s.upper)), help: s.help)
+            : ConfigField("objective.\(s.key)", .double(\.methodSettings[s.key]), .reals(lower: s.lower, upper: s.upper, upperOpen: s.upperOpen), help: s.help)
+    } + [
         ConfigField("optimizer.kind", .choice(\.optimizer), help: "optimizer"),
         ConfigField("optimizer.learning_rate", .double(\.learningRate), .reals(lower: 0, lowerOpen: true, upper: 10), help: "rate after warmup (constant: the stream is open-ended)"),
         ConfigField("optimizer.momentum", .double(\.sgdMomentum), .reals(lower: 0, upper: 1, upperOpen: true), help: "SGD momentum"),

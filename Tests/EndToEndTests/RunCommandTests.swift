@@ -16,6 +16,8 @@ struct RunCommandTests {
         max_reuse = 4
         [objective]
         queue = 256
+        pirl_bank = 1024
+        pirl_negatives = 256
         [optimizer]
         warmup_steps = 5
         [pairing.image]
@@ -189,6 +191,47 @@ struct RunCommandTests {
             ws.root.appendingPathComponent("whole/checkpoints/ckpt-000000000040.safetensors").path,
             ws.root.appendingPathComponent("parts/checkpoints/ckpt-000000000040.safetensors").path])
         #expect(compare.status == 0, "\(compare.stderr)")
+    }
+
+    @Test("every objective.kind through the daemon: 10 steps on a clip, a checkpoint that records the method, exports and embeds; resuming it under another method is refused",
+          arguments: ["moco", "infonce", "vicreg", "pirl", "barlow"])
+    func eachMethod(kind: String) throws {
+        let ws = try Workspace(clips: ["h264_aac.mp4"])
+        defer { removeTemporaryDirectory(ws.root) }
+        func setMethod(_ kind: String) throws {
+            let text = try String(contentsOf: ws.config, encoding: .utf8)
+            guard let table = text.range(of: "[objective]\n") else { throw POSIXError(.EINVAL) }
+            let rest = text[table.upperBound...].split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("kind = ") }
+            try (text[..<table.upperBound] + "kind = \"\(kind)\"\n" + rest.joined(separator: "\n")).write(to: ws.config, atomically: true, encoding: .utf8)
+        }
+        try setMethod(kind)
+        let r = try run(try daemonBinary(), ws.arguments(["--epochs", "20", "--max-steps", "10"]))
+        #expect(r.status == 0, "\(kind): \(r.stderr.suffix(1500))")
+        let s = try Self.summary(r.stdout)
+        #expect(s["steps"] as? Int == 10, "\(kind): \(s)")
+        #expect((s["loss_last"] as? Double)?.isFinite == true, "\(kind): \(s)")
+        let out = ws.root.appendingPathComponent("export")
+        let export = try run(try daemonBinary(), ["export", "--from", ws.state.path, "--out", out.path])
+        #expect(export.status == 0, "\(kind): \(export.stderr)")
+        let embeddings = ws.root.appendingPathComponent("video.npy")
+        let embed = try run(try daemonBinary(), ["embed", "--from", ws.state.path, "--modality", "video", "--out", embeddings.path, sampleClip("h264_aac.mp4")])
+        #expect(embed.status == 0, "\(kind): \(embed.stderr)")
+        let python = repositoryRoot.appendingPathComponent(".venv/bin/python").path
+        let check = try run(python, ["-c", """
+            import glob, sys, numpy as np, onnxruntime as ort
+            from safetensors import safe_open
+            e = np.load(sys.argv[1]); assert e.ndim == 2 and e.shape[0] > 0 and np.isfinite(e).all(), e.shape
+            ort.InferenceSession(sys.argv[2] + "/video_encoder.onnx")
+            ckpt = sorted(glob.glob(sys.argv[3] + "/checkpoints/ckpt-*.safetensors"))[-1]
+            meta = safe_open(ckpt, framework="numpy").metadata()
+            assert meta["objective"] == sys.argv[4], meta.get("objective")
+            """, embeddings.path, out.path, ws.state.path, kind])
+        #expect(check.status == 0, "\(kind): \(check.stderr)")
+        // Resuming under another method names both.
+        let other = kind == "moco" ? "barlow" : "moco"
+        try setMethod(other)
+        let wrong = try run(try daemonBinary(), ws.arguments(["--max-steps", "12"]))
+        #expect(wrong.status != 0 && wrong.stderr.contains("objective.kind = \(kind)"), "\(kind) → \(other): status \(wrong.status), \(wrong.stderr.suffix(800))")
     }
 
     @Test("--max-steps 0 checkpoints the initial weights without training")

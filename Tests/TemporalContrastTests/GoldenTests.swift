@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TemporalContrast
+@testable import TemporalContrast
 
 /// The tiny reference network against values PyTorch computed independently
 /// (benchmarks/golden_reference.py → Fixtures/golden_moco.safetensors, float64 autograd).
@@ -102,6 +102,43 @@ struct GoldenTests {
         let scale = expected.map(abs).max()!
         let worst = zip(params["conv1.weight"]!.gradient, expected).map { abs($0 - $1) }.max()!
         #expect(worst <= 2e-3 * scale, "conv1 grad worst abs error \(worst), scale \(scale)")
+    }
+
+    static func methodsFixture() throws -> SafeTensors {
+        let url = try #require(Bundle.module.url(forResource: "golden_methods", withExtension: "safetensors", subdirectory: "Fixtures"))
+        return try SafeTensors(contentsOf: url)
+    }
+
+    static func tensor(_ f: SafeTensors, _ name: String) throws -> Tensor {
+        let e = try #require(f[name], "fixture lacks \(name)")
+        return Tensor(shape: e.shape, storage: e.values)
+    }
+
+    /// A loss and its two input gradients against the fixture's (benchmarks/golden_methods.py).
+    static func expectMatches(_ r: ObjectiveResult, _ f: SafeTensors, _ method: String, grads: (String, String)) throws {
+        let expected = try #require(f["\(method)_loss"]).values[0]
+        #expect(abs(r.loss - expected) < 1e-4 * max(1, abs(expected)), "\(method) loss \(r.loss) vs \(expected)")
+        for (i, name) in [grads.0, grads.1].enumerated() {
+            let g = try #require(f["\(method)_grad_\(name)"]).values
+            let scale = max(g.map(abs).max() ?? 0, 1e-6)
+            let worst = zip(r.gradients[i].storage, g).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(worst <= 1e-4 * scale, "\(method) grad \(name): worst abs error \(worst), scale \(scale)")
+        }
+    }
+
+    @Test("VICReg, Barlow Twins and PIRL: loss and input gradients match PyTorch autograd")
+    func methodLossesGolden() throws {
+        let f = try Self.methodsFixture()
+        let a = try Self.tensor(f, "a"), b = try Self.tensor(f, "b")
+        try Self.expectMatches(VICRegLoss()(a, b), f, "vicreg", grads: ("a", "b"))
+        try Self.expectMatches(BarlowTwinsLoss()(a, b), f, "barlow", grads: ("a", "b"))
+        let bank = try Self.tensor(f, "bank")
+        let memory = MemoryBank(instances: bank.batch, dimension: bank.itemSize, momentum: 0.5, entries: bank.storage)
+        let candidates = try #require(f["candidates"]).values.map { Int($0) }
+        let pirl = MemoryBankNCELoss(temperature: 0.1, negatives: 5, lambda: 0.5)
+            .loss(transformed: try Self.tensor(f, "g"), original: try Self.tensor(f, "f"), candidates: candidates, bank: memory)
+        // The loss returns [d/dtransformed, d/doriginal]: g first.
+        try Self.expectMatches(pirl, f, "pirl", grads: ("g", "f"))
     }
 
     @Test("safetensors round-trips, and damaged files are rejected")

@@ -30,6 +30,21 @@ public struct ContrastiveHealth: Sendable, Equatable, Codable {
         uniformity = Self.uniformity(anchors)
     }
 
+    /// The signals of a method without negatives, on raw projections `a`, `b` (normalised here):
+    /// spread, alignment, uniformity and the mean cosine of the pairs.
+    static func raw(loss: Float, _ a: Tensor, _ b: Tensor) -> ContrastiveHealth {
+        var health = ContrastiveHealth()
+        health.loss = loss
+        let unitA = L2Normalize().infer(a), unitB = L2Normalize().infer(b)
+        health.describe(anchors: unitA, positives: unitB)
+        health.embeddingStd = embeddingStd(a)
+        let n = a.batch, d = a.itemSize
+        var cosine: Double = 0
+        for i in 0..<n { for j in 0..<d { cosine += Double(unitA.storage[i * d + j] * unitB.storage[i * d + j]) } }
+        health.positiveCosine = Float(cosine / Double(max(n, 1)))
+        return health
+    }
+
     /// Mean per-dimension standard deviation of the rows of `z` after L2 normalisation.
     public static func embeddingStd(_ z: Tensor) -> Float {
         let n = z.batch, d = z.itemSize

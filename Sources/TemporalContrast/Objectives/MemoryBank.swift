@@ -58,35 +58,57 @@ public struct MemoryBankNCELoss: Sendable {
         self.lambda = lambda
     }
 
+    /// `excluded(row, entry)`: entries that may not be row's negatives (likely the same content);
+    /// after `negatives` × 8 refused draws a row takes what it gets. `rowRandom(row)`, when given,
+    /// draws that row's negatives instead of `rng` (so a row's draws do not depend on the rows
+    /// before it: a distributed step draws what one process would).
     public func callAsFunction(
-        transformed: Tensor, original: Tensor, ids: [Int], bank: MemoryBank, rng: inout RandomSource
+        transformed: Tensor, original: Tensor, ids: [Int], bank: MemoryBank, rng: inout RandomSource,
+        rowRandom: ((Int) -> RandomSource)? = nil, excluded: ((Int, Int) -> Bool)? = nil
     ) -> ObjectiveResult {
         let n = transformed.batch, d = bank.dimension
         precondition(original.shape == transformed.shape && d == transformed.itemSize && ids.count == n)
         let k = min(negatives, bank.instances - 1)
-        // Candidates per row: the positive entry first, then k random others.
-        var candidates = [Float](repeating: 0, count: n * (k + 1) * d)
+        // Candidates per row: the positive entry first, then k random others (indices only: a
+        // copy of their vectors would be n·(k + 1)·d floats).
+        var candidates = [Int](repeating: 0, count: n * (k + 1))
         for i in 0..<n {
             var chosen = [ids[i]]
+            var refused = 0
+            var own = rowRandom?(i)
             while chosen.count < k + 1 {
-                let c = rng.index(below: bank.instances)
-                if c != ids[i] { chosen.append(c) }
+                let c = own != nil ? own!.index(below: bank.instances) : rng.index(below: bank.instances)
+                guard c != ids[i] else { continue }
+                if let excluded, refused < 8 * k, excluded(i, c) {
+                    refused += 1
+                    continue
+                }
+                chosen.append(c)
             }
-            for (slot, id) in chosen.enumerated() {
-                for j in 0..<d { candidates[(i * (k + 1) + slot) * d + j] = bank.entries[id * d + j] }
-            }
+            for (slot, id) in chosen.enumerated() { candidates[i * (k + 1) + slot] = id }
         }
+        return loss(transformed: transformed, original: original, candidates: candidates, bank: bank)
+    }
+
+    /// The loss with each row's candidates given: `candidates` is `[n, k + 1]` bank indices, the
+    /// row's own entry first.
+    func loss(transformed: Tensor, original: Tensor, candidates: [Int], bank: MemoryBank) -> ObjectiveResult {
+        let n = transformed.batch, d = bank.dimension, k = candidates.count / n - 1
+        precondition(candidates.count == n * (k + 1) && k >= 1)
         var health = ContrastiveHealth()
         var total: Float = 0
         var grads: [Tensor] = []
         var correctAll: Float = 0
         for (view, weight) in [(transformed, lambda), (original, 1 - lambda)] {
             var logits = [Float](repeating: 0, count: n * (k + 1))
-            for i in 0..<n {
-                for c in 0...k {
-                    var dot: Float = 0
-                    for j in 0..<d { dot += view.storage[i * d + j] * candidates[(i * (k + 1) + c) * d + j] }
-                    logits[i * (k + 1) + c] = dot / temperature
+            view.storage.withUnsafeBufferPointer { vb in
+                bank.entries.withUnsafeBufferPointer { eb in
+                    for i in 0..<n {
+                        for c in 0...k {
+                            let dot = Vector.dot(vb.baseAddress! + i * d, eb.baseAddress! + candidates[i * (k + 1) + c] * d, count: d)
+                            logits[i * (k + 1) + c] = dot / temperature
+                        }
+                    }
                 }
             }
             let (loss, correct, _) = logits.withUnsafeMutableBufferPointer {
@@ -95,10 +117,14 @@ public struct MemoryBankNCELoss: Sendable {
             total += weight * Float(loss)
             correctAll += Float(correct) / Float(n) * weight
             var g = [Float](repeating: 0, count: n * d)
-            for i in 0..<n {
-                for c in 0...k {
-                    let w = logits[i * (k + 1) + c] / temperature
-                    for j in 0..<d { g[i * d + j] += w * candidates[(i * (k + 1) + c) * d + j] }
+            g.withUnsafeMutableBufferPointer { gb in
+                bank.entries.withUnsafeBufferPointer { eb in
+                    for i in 0..<n {
+                        for c in 0...k {
+                            let w = logits[i * (k + 1) + c] / temperature
+                            Vector.axpy(w, eb.baseAddress! + candidates[i * (k + 1) + c] * d, gb.baseAddress! + i * d, count: d)
+                        }
+                    }
                 }
             }
             grads.append(Tensor(shape: [n, d], storage: g))
@@ -107,7 +133,7 @@ public struct MemoryBankNCELoss: Sendable {
         health.chanceLoss = Float(log(Double(k + 1)))
         health.accuracy = correctAll
         var pos: Double = 0
-        for i in 0..<n { for j in 0..<d { pos += Double(transformed.storage[i * d + j] * bank.entries[ids[i] * d + j]) } }
+        for i in 0..<n { for j in 0..<d { pos += Double(transformed.storage[i * d + j] * bank.entries[candidates[i * (k + 1)] * d + j]) } }
         health.positiveCosine = Float(pos / Double(n))
         health.describe(anchors: transformed, positives: original)
         return ObjectiveResult(loss: total, gradients: grads, health: health)

@@ -1,6 +1,6 @@
 /// What `Learner` trains and how.
 public struct LearnerConfig: Sendable, Equatable {
-    public enum Objective: String, Sendable, CaseIterable { case moco, infonce, vicreg }
+    public typealias Objective = MethodKind
     public enum OptimizerKind: String, Sendable, CaseIterable { case sgd, adamw }
 
     public var video: BackboneArchitecture = .reference
@@ -21,22 +21,24 @@ public struct LearnerConfig: Sendable, Equatable {
     public var warmupSteps = 200
     public var maxGradientNorm: Float = 5
     public var seed: UInt64 = 0
+    /// The methods' own settings (`MethodKind.settings`).
+    public var methodSettings = MethodSettings()
 
     public init() {}
 
-    var head: ProjectionHead { ProjectionHead(hidden: hidden, output: embedding, normalize: objective != .vicreg) }
+    var head: ProjectionHead { ProjectionHead(hidden: hidden, output: embedding, normalize: objective.normalizesHead) }
 }
 
 /// The daemon's learner: a video encoder trained on image pairs (temporal and tracked) with the
-/// configured objective, and an audio encoder trained with the video encoder on audio-video pairs
+/// configured method (`JointEmbeddingMethod`), and an audio encoder trained with the video encoder on audio-video pairs
 /// (cross-modal InfoNCE), one optimizer step over both per batch. Its whole state round-trips
 /// through `state()` and `restore(_:)`.
 public final class Learner {
     public let config: LearnerConfig
     public let video: EmbeddingNetwork
-    public let videoKey: EmbeddingNetwork?
     public let audio: EmbeddingNetwork?
-    public private(set) var queue: KeyQueue?
+    /// What trains the video encoder on image pairs, with its own state.
+    public let method: JointEmbeddingMethod
     public let optimizer: Optimizer
     public private(set) var step = 0
     public private(set) var skippedUpdates = 0
@@ -74,24 +76,23 @@ public final class Learner {
         self.config = config
         var rng = RandomSource(seed: config.seed)
         video = EmbeddingNetwork(architecture: config.video, head: config.head, rng: &rng)
-        videoKey = config.objective == .moco ? video.copy() : nil
         audio = config.audioWeight > 0 ? EmbeddingNetwork(architecture: .audio, head: config.head, prefix: "audio.", rng: &rng) : nil
-        queue = config.objective == .moco ? KeyQueue(randomCapacity: config.queue, dimension: config.embedding, rng: &rng) : nil
+        method = config.objective.make(config: config, online: video, rng: &rng)
         switch config.optimizer {
         case .sgd: optimizer = SGD(momentum: config.momentum, weightDecay: config.weightDecay)
         case .adamw: optimizer = AdamW(weightDecay: config.weightDecay)
         }
     }
 
-    /// Trained parameters (video then audio), in a fixed order.
-    public var parameters: [Parameter] { video.parameters + (audio?.parameters ?? []) }
+    /// Trained parameters (video, the method's, audio), in a fixed order.
+    public var parameters: [Parameter] { video.parameters + method.parameters + (audio?.parameters ?? []) }
 
     /// One optimizer step on `batch`, alone.
     public func train(_ batch: Batch) -> Report { train(batch, distributed: nil) }
 
     /// A rank's part in a data-parallel step: the collective, the header every rank agreed on
-    /// (`StepHeader.exchange`), and whether MoCo keys are gathered (off only to show, in a test,
-    /// that the ranks' queues then diverge).
+    /// (`StepHeader.exchange`), and whether the method's queue and bank updates are gathered (off
+    /// only to show, in a test, that the ranks' queues then diverge).
     public struct DistributedStep {
         public var collective: Collective
         public var header: StepHeader
@@ -107,70 +108,43 @@ public final class Learner {
     /// One optimizer step on `batch`; with `distributed`, this rank's part of a step over the
     /// examples of every rank, equivalent to one process stepping on all of them (rank order).
     ///
-    /// Each objective's gradient is scaled so that the sum over ranks is the gradient of the
-    /// global loss: MoCo's per-query loss by local ÷ global pairs; in-batch objectives (InfoNCE,
-    /// VICReg, cross-modal) are computed on the embeddings of every rank, gathered, and each rank
-    /// backpropagates its own rows. One allreduce sums the flat gradient (and the losses); the
-    /// non-finite guard, the clip on the global norm and the optimizer step then see the same
-    /// values on every rank, and so do the MoCo keys, gathered in rank order before they are
-    /// enqueued. A rank with no examples contributes zero gradient and takes part in every
-    /// collective all the same. Alone (`distributed` nil) every scale is 1 and every gather the
-    /// identity, so the arithmetic is exactly that of a single process.
+    /// The method computes this rank's share of the global image loss and its gradient (a
+    /// per-pair loss weighted by local ÷ global pairs, or an in-batch loss on the gathered
+    /// embeddings of every rank, each rank backpropagating its own rows); the cross-modal loss is
+    /// in-batch too. One allreduce sums the flat gradient (and the losses); the non-finite guard,
+    /// the clip on the global norm and the optimizer step then see the same values on every rank,
+    /// and so does the method's update of its queues and banks. A rank with no examples contributes
+    /// zero gradient and takes part in every collective all the same. Alone (`distributed` nil)
+    /// every scale is 1 and every gather the identity, so the arithmetic is exactly that of a
+    /// single process.
     public func train(_ batch: Batch, distributed: DistributedStep?) -> Report {
         let collective = distributed?.collective
         let ranks = collective?.size ?? 1
         var report = Report(step: step, loss: 0, learningRate: 0, skipped: false)
-        var keys: Tensor?
         // Loss terms as this rank's share of the global loss (summed over ranks below).
         var imageShare: Float?, audioShare: Float?
 
         let localImages = batch.positives == nil ? 0 : batch.anchors?.batch ?? 0
         let globalImages = distributed?.header.imagePairs ?? localImages
+        let context = MethodContext(collective: collective, localPairs: localImages, globalPairs: globalImages,
+                                    gatherUpdates: distributed?.gatherKeys ?? true, step: step)
         if globalImages > 1 {
-            let origins = batch.imageOrigins.isEmpty ? nil : batch.imageOrigins
-            let result: ObjectiveResult?
-            switch config.objective {
-            case .moco:
-                videoKey!.momentumUpdate(from: video, momentum: config.keyMomentum)
-                if localImages > 0, let anchors = batch.anchors, let positives = batch.positives {
-                    let (q, record) = video.forward(anchors)
-                    let k = videoKey!.embed(positives)
-                    keys = k
-                    let r = MoCoLoss(temperature: config.temperature, maskWindow: config.maskWindow)(query: q, key: k, queue: queue!, origins: origins)
-                    let share = Float(localImages) / Float(globalImages)
-                    video.backward(ranks > 1 ? r.gradients[0].scaled(by: share) : r.gradients[0], record: record)
-                    imageShare = r.loss * share
-                    report.embeddings = q
-                    result = r
-                } else {
-                    imageShare = 0
-                    result = nil
-                }
-            case .infonce, .vicreg:
-                let q = batch.anchors.map { video.forward($0) }, z = batch.positives.map { video.forward($0) }
-                let all = Gathered(collective, q?.embedding, z?.embedding, origins: batch.imageOrigins, width: config.embedding)
-                let r = config.objective == .infonce
-                    ? InfoNCELoss(temperature: config.temperature, maskWindow: config.maskWindow)(all.first, all.second, origins: all.origins)
-                    : VICRegLoss()(all.first, all.second)
-                if let q, let z {
-                    video.backward(all.ownRows(of: r.gradients[0]), record: q.record)
-                    video.backward(all.ownRows(of: r.gradients[1]), record: z.record)
-                    report.embeddings = q.embedding
-                }
-                imageShare = r.loss / Float(ranks)
-                result = r
-            }
-            report.imageLoss = result?.loss
-            report.health = result?.health
+            let views = ViewPairs(anchors: localImages > 0 ? batch.anchors : nil, positives: localImages > 0 ? batch.positives : nil, origins: batch.imageOrigins)
+            let result = method.step(views, online: video, context: context)
+            imageShare = result.share
+            report.embeddings = result.embeddings
+            report.imageLoss = result.loss
+            report.health = result.health
         }
         let localAudio = batch.mels == nil ? 0 : batch.frames?.batch ?? 0
         let globalAudio = distributed?.header.audioPairs ?? localAudio
         if let audio, globalAudio > 1 {
             let v = batch.frames.map { video.forward($0) }, a = batch.mels.map { audio.forward($0) }
             let normalize = L2Normalize()
-            // VICReg's head is unnormalised; the cross-modal loss works on cosines either way.
-            let vn = v.map { config.objective == .vicreg ? normalize.forward($0.embedding) : ($0.embedding, nil) }
-            let an = a.map { config.objective == .vicreg ? normalize.forward($0.embedding) : ($0.embedding, nil) }
+            // Non-contrastive heads are unnormalised; the cross-modal loss works on cosines either way.
+            let raw = !config.objective.normalizesHead
+            let vn = v.map { raw ? normalize.forward($0.embedding) : ($0.embedding, nil) }
+            let an = a.map { raw ? normalize.forward($0.embedding) : ($0.embedding, nil) }
             let all = Gathered(collective, vn?.0, an?.0, origins: batch.audioOrigins, width: config.embedding)
             let result = CrossModalInfoNCELoss(temperature: config.temperature, maskWindow: config.maskWindow)(
                 video: all.first, audio: all.second, origins: all.origins)
@@ -213,61 +187,39 @@ public final class Learner {
         } else {
             if config.maxGradientNorm > 0 { GradientGuard.clip(parameters, maxNorm: config.maxGradientNorm) }
             optimizer.step(parameters, learningRate: rate)
-            if config.objective == .moco, globalImages > 1 {
-                if let collective, ranks > 1, distributed?.gatherKeys ?? true {
-                    enqueueGathered(keys, origins: batch.imageOrigins, collective: collective)
-                } else if let keys {
-                    queue!.enqueue(keys, origins: batch.imageOrigins.isEmpty ? nil : batch.imageOrigins)
-                }
-            }
+            if globalImages > 1 { method.didUpdate(online: video, context: context) }
         }
         step += 1
         return report
     }
 
-    /// MoCo keys of every rank, with their origins, enqueued in rank order (facebookresearch/moco's
-    /// concat_all_gather), so every rank's queue stays identical.
-    private func enqueueGathered(_ keys: Tensor?, origins: [SampleOrigin], collective: Collective) {
-        let d = config.embedding
-        let rows = keys?.batch ?? 0
-        let parts = collective.allgather(keys?.storage ?? [])
-        let originParts = collective.allgather(Gathered.flatten(origins, rows: rows))
-        let all = parts.flatMap { $0 }
-        guard all.count >= d else { return }
-        queue!.enqueue(Tensor(shape: [all.count / d, d], storage: all), origins: Gathered.unflatten(originParts.flatMap { $0 }))
-    }
-
     // MARK: - State
 
-    /// Checkpoint name prefixes: "video.", "video_key.", and none for the audio network, whose
-    /// parameter names already start with "audio.".
-    private var networks: [(String, EmbeddingNetwork)] {
-        var n: [(String, EmbeddingNetwork)] = [("video.", video)]
-        if let videoKey { n.append(("video_key.", videoKey)) }
-        if let audio { n.append(("", audio)) }
+    /// Checkpoint name prefixes: "video." for the video network, none for the audio network and
+    /// the method's parameters, whose names are unique already ("audio.…").
+    private var networks: [(String, [Parameter])] {
+        var n: [(String, [Parameter])] = [("video.", video.parameters)]
+        if let audio { n.append(("", audio.parameters)) }
+        n.append(("", method.parameters))
         return n
     }
 
     /// Every tensor and counter training needs to continue exactly, as safetensors: networks'
-    /// parameters under "video.<name>", "video_key.<name>" and "audio.<name>", optimizer state under "optimizer.<key>", the key queue
-    /// (times as float64 so they survive exactly: masking compares them with the window), and counters in the metadata.
+    /// parameters under "video.<name>" and "audio.<name>", optimizer state under
+    /// "optimizer.<key>", the method's state under its own names (MoCo: "video_key.<name>" and
+    /// "queue.*"), and counters in the metadata.
     public func state() -> SafeTensors {
         var file = SafeTensors()
-        for (label, net) in networks {
-            for p in net.parameters { file.set("\(label)\(p.name)", shape: p.shape, values: p.value) }
+        for (label, parameters) in networks {
+            for p in parameters { file.set("\(label)\(p.name)", shape: p.shape, values: p.value) }
         }
         for key in optimizer.state.keys.sorted() {
             let values = optimizer.state[key]!
             file.set("optimizer.\(key)", shape: [values.count], values: values)
         }
-        if let queue {
-            file.set("queue.keys", shape: [queue.capacity, queue.dimension], values: queue.keys)
-            file.set("queue.sources", shape: [queue.capacity], values: queue.origins.map { Float($0.source) })
-            file.set("queue.times", shape: [queue.capacity], doubles: queue.origins.map(\.time))
-            file.metadata["queue.write_index"] = String(queue.writeIndex)
-            file.metadata["queue.count"] = String(queue.count)
-        }
+        method.save(into: &file)
         file.metadata["format_version"] = Self.formatVersion
+        file.metadata["objective"] = config.objective.rawValue
         file.metadata["step"] = String(step)
         file.metadata["skipped_updates"] = String(skippedUpdates)
         file.metadata["optimizer.steps"] = String(optimizer.steps)
@@ -280,72 +232,46 @@ public final class Learner {
 
     /// Loads `state()` output back. Everything is checked before anything changes: each tensor's
     /// presence, dtype, shape, length and finiteness, the optimizer state of this optimizer only,
-    /// the key queue's size and indices, and every counter's range. On error the learner is as
-    /// before, so the caller may try an older checkpoint.
+    /// the method's state, and every counter's range. On error the learner is as before, so the
+    /// caller may try an older checkpoint.
     public func restore(_ file: SafeTensors) throws(RestoreError) {
-        func fail(_ m: String) -> RestoreError { RestoreError(description: "checkpoint does not match this model: \(m)") }
-        func floats(_ name: String, count: Int, shape: [Int]? = nil) throws(RestoreError) -> [Float] {
-            guard let e = file[name] else { throw fail("missing \(name)") }
-            guard e.dtype == .f32 else { throw fail("\(name) is \(e.dtype.rawValue), expected F32") }
-            if let shape, e.shape != shape { throw fail("\(name) has shape \(e.shape), expected \(shape)") }
-            guard e.values.count == count else { throw fail("\(name) has \(e.values.count) values, expected \(count)") }
-            guard e.values.allSatisfy(\.isFinite) else { throw fail("\(name) holds NaN or infinite values") }
-            return e.values
-        }
-        func counter(_ key: String, default value: Int? = nil, in range: ClosedRange<Int>) throws(RestoreError) -> Int {
-            guard let text = file.metadata[key] else {
-                if let value { return value }
-                throw fail("metadata has no \(key)")
-            }
-            guard let n = Int(text), range.contains(n) else { throw fail("metadata \(key) = \(text.prefix(40)) is not an integer in \(range.lowerBound)...\(range.upperBound)") }
-            return n
-        }
+        let reader = StateReader(file)
         let version = file.metadata["format_version"] ?? "missing"
-        guard version == Self.formatVersion else { throw fail("format_version \(version.prefix(40)), expected \(Self.formatVersion)") }
-        let newStep = try counter("step", in: 0...Int(Int64.max / 2))
-        let newSkipped = try counter("skipped_updates", default: 0, in: 0...newStep)
-        let newOptimizerSteps = try counter("optimizer.steps", default: 0, in: 0...newStep)
+        guard version == Self.formatVersion else { throw reader.fail("format_version \(version.prefix(40)), expected \(Self.formatVersion)") }
+        // Checkpoints from before methods were named are MoCo's, InfoNCE's or VICReg's; their
+        // tensors tell them apart, and a mismatch fails below with the tensor that is missing.
+        if let saved = file.metadata["objective"], saved != config.objective.rawValue {
+            throw reader.fail("it was trained with objective.kind = \(saved.prefix(40)), this model uses \(config.objective.rawValue)")
+        }
+        let newStep = try reader.counter("step", in: 0...Int(Int64.max / 2))
+        let newSkipped = try reader.counter("skipped_updates", default: 0, in: 0...newStep)
+        let newOptimizerSteps = try reader.counter("optimizer.steps", default: 0, in: 0...newStep)
 
         var values: [(Parameter, [Float])] = []
-        for (label, net) in networks {
-            for p in net.parameters { values.append((p, try floats("\(label)\(p.name)", count: p.count, shape: p.shape))) }
-        }
+        for (label, parameters) in networks { values += try reader.parameters(parameters, prefix: label) }
         let counts = Dictionary(parameters.map { ($0.name, $0.count) }, uniquingKeysWith: { a, _ in a })
         let stateKinds = optimizer is AdamW ? ["adam_m.", "adam_v."] : ["momentum."]
         var newState: [String: [Float]] = [:]
         for name in file.names where name.hasPrefix("optimizer.") {
             let key = String(name.dropFirst("optimizer.".count))
             guard let kind = stateKinds.first(where: { key.hasPrefix($0) }), let count = counts[String(key.dropFirst(kind.count))] else {
-                throw fail("\(name) is not state of this model's \(optimizer is AdamW ? "adamw" : "sgd") optimizer")
+                throw reader.fail("\(name) is not state of this model's \(optimizer is AdamW ? "adamw" : "sgd") optimizer")
             }
-            newState[key] = try floats(name, count: count)
+            newState[key] = try reader.floats(name, count: count)
         }
-        var newQueue: KeyQueue?
-        if let q = queue {
-            let keys = try floats("queue.keys", count: q.capacity * q.dimension, shape: [q.capacity, q.dimension])
-            let sources = try floats("queue.sources", count: q.capacity)
-            guard let times = file["queue.times"], times.dtype == .f64, times.doubles.count == q.capacity, times.doubles.allSatisfy(\.isFinite) else {
-                throw fail("queue.times must be \(q.capacity) finite F64 values")
-            }
-            // Source ids are 24-bit hashes, or -1 for the initial random keys.
-            guard sources.allSatisfy({ $0 >= -1 && $0 < 16_777_216 && $0.rounded() == $0 }) else { throw fail("queue.sources holds values that are not source ids") }
-            let w = try counter("queue.write_index", in: 0...(q.capacity - 1))
-            let c = try counter("queue.count", in: 0...q.capacity)
-            let origins = (0..<q.capacity).map { SampleOrigin(source: Int(sources[$0]), time: times.doubles[$0]) }
-            newQueue = KeyQueue(capacity: q.capacity, dimension: q.dimension, keys: keys, origins: origins, writeIndex: w, count: c)
-        }
+        let applyMethod = try method.restorer(from: reader)
         // Validated: now change state.
         for (p, v) in values { p.value = v }
         optimizer.state = newState
         optimizer.steps = newOptimizerSteps
-        if let newQueue { queue = newQueue }
+        applyMethod()
         step = newStep
         skippedUpdates = newSkipped
     }
 
     /// Whether every trained parameter is finite (a checkpoint of anything else would be garbage).
     public var parametersAreFinite: Bool {
-        networks.allSatisfy { $0.1.parameters.allSatisfy { $0.value.allSatisfy(\.isFinite) } }
+        networks.allSatisfy { $0.1.allSatisfy { $0.value.allSatisfy(\.isFinite) } }
     }
 }
 

@@ -66,8 +66,8 @@ final class TrainingObserver {
         if step % config.rankEvery == 0, windowRows >= 2 {
             signals.effective_rank = finite(EffectiveRank.of(Array(window[0..<(windowRows * dimension)]), dimension: dimension))
         }
-        signals.queue_entries = learner.queue?.count
-        signals.queue_capacity = learner.queue?.capacity
+        signals.queue_entries = learner.method.queueFill?.entries
+        signals.queue_capacity = learner.method.queueFill?.capacity
         let raised = detector.observe(step: step, stdRatio: stdRatio, effectiveRank: signals.effective_rank ?? .nan)
         signals.collapse = detector.alarm
         signals.collapse_reason = detector.alarm ? collapseReason() : nil

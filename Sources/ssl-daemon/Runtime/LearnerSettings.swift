@@ -22,6 +22,7 @@ extension DaemonConfig {
         lc.warmupSteps = warmupSteps
         lc.maxGradientNorm = Float(maxGradientNorm)
         lc.seed = UInt64(seed)
+        lc.methodSettings = methodSettings
         return lc
     }
 }

@@ -13,7 +13,11 @@ public struct VICRegLoss: Sendable {
     public var gamma: Float = 1
     public var epsilon: Float = 1e-4
 
-    public init() {}
+    public init(invariance: Float = 25, variance: Float = 25, covariance: Float = 1) {
+        self.invariance = invariance
+        self.variance = variance
+        self.covariance = covariance
+    }
 
     public func callAsFunction(_ a: Tensor, _ b: Tensor) -> ObjectiveResult {
         precondition(a.shape == b.shape && a.rank == 2 && a.batch > 1, "VICReg: a and b must both be [n ≥ 2, d]")
@@ -31,15 +35,7 @@ public struct VICRegLoss: Sendable {
         let (va, ca) = regularise(a, into: &da)
         let (vb, cb) = regularise(b, into: &db)
         let loss = invariance * Float(mse) + variance * (va + vb) + covariance * (ca + cb)
-        var health = ContrastiveHealth()
-        health.loss = loss
-        health.embeddingStd = ContrastiveHealth.embeddingStd(a)
-        let unitA = L2Normalize().infer(a), unitB = L2Normalize().infer(b)
-        health.alignment = ContrastiveHealth.alignment(unitA, unitB)
-        health.uniformity = ContrastiveHealth.uniformity(unitA)
-        var cosine: Double = 0
-        for i in 0..<n { for j in 0..<d { cosine += Double(unitA.storage[i * d + j] * unitB.storage[i * d + j]) } }
-        health.positiveCosine = Float(cosine / Double(n))
+        let health = ContrastiveHealth.raw(loss: loss, a, b)
         return ObjectiveResult(loss: loss, gradients: [Tensor(shape: [n, d], storage: da), Tensor(shape: [n, d], storage: db)], health: health)
     }
 

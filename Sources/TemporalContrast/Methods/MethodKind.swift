@@ -1,0 +1,106 @@
+/// The methods `objective.kind` can name.
+public enum MethodKind: String, Sendable, CaseIterable, Codable {
+    /// MoCo v2: momentum key encoder and a queue of past keys as negatives.
+    case moco
+    /// SimCLR's NT-Xent: in-batch InfoNCE over both views.
+    case infonce
+    /// VICReg: invariance, variance and covariance terms, no negatives.
+    case vicreg
+    /// PIRL: NCE against a memory bank of running-average embeddings.
+    case pirl
+    /// Barlow Twins: the cross-correlation of the two views' embeddings pushed to the identity.
+    case barlow
+
+    /// Whether the projection head ends with L2 normalisation (the contrastive methods); the
+    /// others work on raw projections and normalise inside their loss when they need to.
+    public var normalizesHead: Bool {
+        switch self {
+        case .moco, .infonce, .pirl: true
+        case .vicreg, .barlow: false
+        }
+    }
+
+    /// Builds the method for `online` (already drawn from `rng`); draws its own initial state
+    /// (a random key queue, a random bank) from `rng` after the learner's networks.
+    public func make(config: LearnerConfig, online: EmbeddingNetwork, rng: inout RandomSource) -> JointEmbeddingMethod {
+        let s = config.methodSettings
+        switch self {
+        case .moco:
+            return MoCo(online: online, queue: config.queue, momentum: config.keyMomentum, temperature: config.temperature,
+                        maskWindow: config.maskWindow, embedding: config.embedding, rng: &rng)
+        case .infonce:
+            return SimCLR(temperature: config.temperature, maskWindow: config.maskWindow, embedding: config.embedding)
+        case .vicreg:
+            return VICReg(loss: VICRegLoss(invariance: Float(s["vicreg_invariance"]), variance: Float(s["vicreg_variance"]),
+                                           covariance: Float(s["vicreg_covariance"])), embedding: config.embedding)
+        case .pirl:
+            return PIRL(bank: Int(s["pirl_bank"]), negatives: Int(s["pirl_negatives"]), lambda: Float(s["pirl_lambda"]),
+                        bankMomentum: Float(s["pirl_bank_momentum"]), temperature: config.temperature, maskWindow: config.maskWindow,
+                        embedding: config.embedding, seed: config.seed, rng: &rng)
+        case .barlow:
+            return BarlowTwins(lambda: Float(s["barlow_lambda"]), embedding: config.embedding)
+        }
+    }
+
+    /// Every method's own settings (the shared ones, such as the temperature and the key
+    /// momentum, are `LearnerConfig`'s), with the defaults of its paper.
+    public static let settings: [MethodSetting] = [
+        MethodSetting("vicreg_invariance", 25, lower: 0, upper: 1000, help: "VICReg: weight λ of the invariance (mean squared distance) term"),
+        MethodSetting("vicreg_variance", 25, lower: 0, upper: 1000, help: "VICReg: weight μ of the variance (hinge on each dimension's std) term"),
+        MethodSetting("vicreg_covariance", 1, lower: 0, upper: 1000, help: "VICReg: weight ν of the covariance (off-diagonal) term"),
+        MethodSetting("pirl_bank", 16_384, lower: 2, upper: 4_194_304, integer: true,
+                      help: "PIRL: memory bank slots; an instance is a source's stretch of objective.mask_window seconds, hashed to a slot"),
+        MethodSetting("pirl_negatives", 4096, lower: 1, upper: 65_536, integer: true, help: "PIRL: bank entries drawn as negatives per pair"),
+        MethodSetting("pirl_lambda", 0.5, lower: 0, upper: 1, help: "PIRL: weight of the transformed-view NCE term (1 − λ weighs the anchor's)"),
+        MethodSetting("pirl_bank_momentum", 0.5, lower: 0, upper: 1, upperOpen: true, help: "PIRL: a bank entry keeps this much of itself at each update"),
+        MethodSetting("barlow_lambda", 0.0051, lower: 0, upper: 10, help: "Barlow Twins: weight λ of the off-diagonal (redundancy) terms"),
+    ]
+}
+
+/// A method's own numeric setting: a key in the config's `[objective]` table, its default, its
+/// valid range and what it does.
+public struct MethodSetting: Sendable {
+    public let key: String
+    public let defaultValue: Double
+    public let lower: Double, upper: Double
+    public let upperOpen: Bool
+    public let integer: Bool
+    public let help: String
+
+    init(_ key: String, _ defaultValue: Double, lower: Double, upper: Double, upperOpen: Bool = false, integer: Bool = false, help: String) {
+        self.key = key
+        self.defaultValue = defaultValue
+        self.lower = lower
+        self.upper = upper
+        self.upperOpen = upperOpen
+        self.integer = integer
+        self.help = help
+    }
+}
+
+/// The values of every method's settings, by key; unset keys hold their defaults.
+public struct MethodSettings: Sendable, Equatable {
+    private var values: [String: Double] = [:]
+
+    public init() {}
+
+    public subscript(key: String) -> Double {
+        get {
+            if let v = values[key] { return v }
+            guard let setting = MethodKind.settings.first(where: { $0.key == key }) else { preconditionFailure("no method setting \(key)") }
+            return setting.defaultValue
+        }
+        set { values[key] = newValue }
+    }
+
+    /// An integer setting (`MethodSetting.integer`), for the config's integer fields.
+    public subscript(integer key: String) -> Int {
+        get { Int(self[key]) }
+        set { self[key] = Double(newValue) }
+    }
+
+    /// Equal when every setting has the same value, set or default.
+    public static func == (a: MethodSettings, b: MethodSettings) -> Bool {
+        MethodKind.settings.allSatisfy { a[$0.key] == b[$0.key] }
+    }
+}
