@@ -9,6 +9,9 @@ whose loss is not already in golden_moco.safetensors (MoCo and NT-Xent are):
   barlow:  Barlow Twins (lambda = 0.0051; each view standardised per dimension with the biased
            variance and eps = 1e-5, as affine-free BatchNorm1d; C = za^T zb / n)
                                                          -> barlow_loss, barlow_grad_a, barlow_grad_b
+  simsiam: the predictor methods' regression term, mean over rows of -cos(p_i, t_i) with the target
+           t constant (SimSiam's D; BYOL's 2 - 2 cos is 2 (1 + this)), p = a, t = b
+                                                         -> simsiam_loss, simsiam_grad_p
   pirl:    PIRL's NCE against a memory bank with the candidates given (row i: its own entry
            ids[i] first, then five others): L = lam * CE(g . bank[c] / T) + (1 - lam) * CE(f . bank[c] / T),
            target 0, mean over rows, T = 0.1, lam = 0.5; f = unit(a) (original), g = unit(b)
@@ -89,6 +92,13 @@ def reference(x):
         out[f"{name}_grad_a"] = ga.numpy()
         out[f"{name}_grad_b"] = gb.numpy()
 
+    p = torch.tensor(x["a"], requires_grad=True)
+    t = torch.tensor(x["b"])
+    loss = -F.cosine_similarity(p, t, dim=1).mean()
+    (gp,) = torch.autograd.grad(loss, [p])
+    out["simsiam_loss"] = np.array([loss.item()])
+    out["simsiam_grad_p"] = gp.numpy()
+
     f = torch.tensor(x["f"], requires_grad=True)
     g = torch.tensor(x["g"], requires_grad=True)
     bank = torch.tensor(x["bank"])
@@ -115,7 +125,7 @@ def main():
     tensors = [(n, x[n]) for n in names] + [(n, ref[n]) for n in sorted(ref)]
     metadata = {
         "description": "method losses on fixed embeddings, golden values (benchmarks/golden_methods.py)",
-        **{f"{m}_loss_f64": repr(float(ref[f"{m}_loss"][0])) for m in ("vicreg", "barlow", "pirl")},
+        **{f"{m}_loss_f64": repr(float(ref[f"{m}_loss"][0])) for m in ("vicreg", "barlow", "simsiam", "pirl")},
     }
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "golden_methods.safetensors")
@@ -125,7 +135,7 @@ def main():
     for name, arr in tensors:
         assert np.array_equal(back[name], np.asarray(arr, dtype=np.float32)), name
     print(f"wrote {path}")
-    for m in ("vicreg", "barlow", "pirl"):
+    for m in ("vicreg", "barlow", "simsiam", "pirl"):
         print(f"{m}_loss = {float(ref[m + '_loss'][0])!r}")
     return 0
 

@@ -41,14 +41,18 @@ struct DistributedTests {
         try run(python, [compare, a.path, b.path] + extra)
     }
 
-    @Test("2 ranks with batch b train like 1 process with batch 2b; the ranks stay bit-identical", arguments: ["moco", "vicreg", "pirl", "barlow"])
+    @Test("2 ranks with batch b train like 1 process with batch 2b; the ranks stay bit-identical", arguments: ["moco", "vicreg", "pirl", "barlow", "byol", "simsiam"])
     func equivalence(objective: String) throws {
         let dir = try makeTemporaryDirectory("ssl-mpi")
         defer { removeTemporaryDirectory(dir) }
         let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
-        let single = try Self.alone(["bench", "distributed", "--objective", objective, "--batch", "16", "--out", one.path] + Self.settings)
+        // Barlow Twins on 16 pairs of 128-d embeddings standardises each dimension over fewer rows
+        // than dimensions: rounding differences in the summation order grow about a hundredfold
+        // every 5 steps (measured: 1.5e-8 after 1 step, 1.5e-5 after 5, 1.8e-3 after 20).
+        let settings = objective == "barlow" ? ["--learning-rate", "0.003", "--steps", "5"] : Self.settings
+        let single = try Self.alone(["bench", "distributed", "--objective", objective, "--batch", "16", "--out", one.path] + settings)
         #expect(single.status == 0, "\(single.stderr)")
-        let pair = try Self.mpirun(2, ["bench", "distributed", "--objective", objective, "--batch", "8", "--out", two.path] + Self.settings)
+        let pair = try Self.mpirun(2, ["bench", "distributed", "--objective", objective, "--batch", "8", "--out", two.path] + settings)
         #expect(pair.status == 0, "\(pair.stdout) \(pair.stderr)")
         #expect(pair.stdout.contains("\"ranks\": 2"), "\(pair.stdout)")
         let rank0 = two.appendingPathComponent("rank-0.safetensors"), rank1 = two.appendingPathComponent("rank-1.safetensors")

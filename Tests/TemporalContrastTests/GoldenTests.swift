@@ -126,12 +126,15 @@ struct GoldenTests {
         }
     }
 
-    @Test("VICReg, Barlow Twins and PIRL: loss and input gradients match PyTorch autograd")
+    @Test("VICReg, Barlow Twins, the predictor methods' −cos and PIRL: loss and input gradients match PyTorch autograd")
     func methodLossesGolden() throws {
         let f = try Self.methodsFixture()
         let a = try Self.tensor(f, "a"), b = try Self.tensor(f, "b")
         try Self.expectMatches(VICRegLoss()(a, b), f, "vicreg", grads: ("a", "b"))
         try Self.expectMatches(BarlowTwinsLoss()(a, b), f, "barlow", grads: ("a", "b"))
+        let (cosLoss, cosGrad) = negativeCosine(a, b)
+        let simsiam = ObjectiveResult(loss: cosLoss, gradients: [cosGrad, cosGrad], health: ContrastiveHealth())
+        try Self.expectMatches(simsiam, f, "simsiam", grads: ("p", "p"))
         let bank = try Self.tensor(f, "bank")
         let memory = MemoryBank(instances: bank.batch, dimension: bank.itemSize, momentum: 0.5, entries: bank.storage)
         let candidates = try #require(f["candidates"]).values.map { Int($0) }

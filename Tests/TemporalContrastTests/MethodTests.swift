@@ -43,6 +43,17 @@ struct MethodTests {
         #expect(abs(BarlowTwinsLoss()(collapsed, collapsed).loss - 3) < 1e-4)
     }
 
+    @Test("the predictor methods' −cos: gradient against finite differences; −1 for parallel rows")
+    func negativeCosineLoss() {
+        var check = Check(seed: 22)
+        let p = check.tensor([5, 4]), t = check.tensor([5, 4])
+        ObjectiveTests.checkGradients([p], epsilon: 1e-3, tolerance: 1e-2) { inputs in
+            let (loss, grad) = negativeCosine(inputs[0], t)
+            return ObjectiveResult(loss: loss, gradients: [grad], health: ContrastiveHealth())
+        }
+        #expect(abs(negativeCosine(p, p.scaled(by: 3)).loss + 1) < 1e-6)
+    }
+
     @Test("PIRL's NCE draws no excluded entry as a negative while others remain")
     func pirlExclusion() {
         // Entry 0 is every row's positive; 1...9 point away from it; 10...39 equal it (false
@@ -94,7 +105,7 @@ struct MethodTests {
         switch kind {
         case .moco, .pirl: 0.002
         case .infonce: 0.02
-        case .vicreg, .barlow: 0.005
+        case .vicreg, .barlow, .byol, .simsiam: 0.005
         }
     }
 

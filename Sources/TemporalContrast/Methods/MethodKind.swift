@@ -10,13 +10,17 @@ public enum MethodKind: String, Sendable, CaseIterable, Codable {
     case pirl
     /// Barlow Twins: the cross-correlation of the two views' embeddings pushed to the identity.
     case barlow
+    /// BYOL: a predictor regresses a momentum target network's projection of the other view.
+    case byol
+    /// SimSiam: a predictor regresses the other view's projection, held constant.
+    case simsiam
 
     /// Whether the projection head ends with L2 normalisation (the contrastive methods); the
     /// others work on raw projections and normalise inside their loss when they need to.
     public var normalizesHead: Bool {
         switch self {
         case .moco, .infonce, .pirl: true
-        case .vicreg, .barlow: false
+        case .vicreg, .barlow, .byol, .simsiam: false
         }
     }
 
@@ -39,6 +43,11 @@ public enum MethodKind: String, Sendable, CaseIterable, Codable {
                         embedding: config.embedding, seed: config.seed, rng: &rng)
         case .barlow:
             return BarlowTwins(lambda: Float(s["barlow_lambda"]), embedding: config.embedding)
+        case .byol:
+            return BYOL(online: online, hidden: s[integer: "byol_predictor_hidden"], momentum: Float(s["byol_momentum"]),
+                        embedding: config.embedding, rng: &rng)
+        case .simsiam:
+            return SimSiam(hidden: s[integer: "simsiam_predictor_hidden"], embedding: config.embedding, rng: &rng)
         }
     }
 
@@ -54,6 +63,10 @@ public enum MethodKind: String, Sendable, CaseIterable, Codable {
         MethodSetting("pirl_lambda", 0.5, lower: 0, upper: 1, help: "PIRL: weight of the transformed-view NCE term (1 − λ weighs the anchor's)"),
         MethodSetting("pirl_bank_momentum", 0.5, lower: 0, upper: 1, upperOpen: true, help: "PIRL: a bank entry keeps this much of itself at each update"),
         MethodSetting("barlow_lambda", 0.0051, lower: 0, upper: 10, help: "Barlow Twins: weight λ of the off-diagonal (redundancy) terms"),
+        MethodSetting("byol_momentum", 0.996, lower: 0, upper: 1, upperOpen: true, help: "BYOL: EMA momentum of the target network (the paper's base value)"),
+        MethodSetting("byol_predictor_hidden", 512, lower: 1, upper: 8192, integer: true, help: "BYOL: hidden width of the predictor MLP"),
+        MethodSetting("simsiam_predictor_hidden", 32, lower: 1, upper: 8192, integer: true,
+                      help: "SimSiam: hidden width of the predictor MLP (the paper's bottleneck: a quarter of the embedding)"),
     ]
 }
 
