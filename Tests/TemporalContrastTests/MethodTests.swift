@@ -121,9 +121,8 @@ struct MethodTests {
         return out
     }
 
-    @Test("every method trains without collapse: loss falls, effective rank and spread stay up", arguments: MethodKind.allCases)
-    func trainsWithoutCollapse(kind: MethodKind) {
-        ComputeThreads.configure(1)
+    /// 150 steps on the synthetic pairs; the held-out embeddings' spread and centred effective rank.
+    static func train(_ kind: MethodKind, rate: Float) -> (losses: [Float], std: Float, rank: Float) {
         var c = LearnerConfig()
         c.objective = kind
         c.hidden = 64
@@ -133,29 +132,41 @@ struct MethodTests {
         c.warmupSteps = 10
         c.seed = 3
         c.temperature = 0.2
-        c.learningRate = Self.syntheticRate(kind)
+        c.learningRate = rate
         c.methodSettings["pirl_bank"] = 512
         c.methodSettings["pirl_negatives"] = 128
         let learner = Learner(config: c)
         var data = SyntheticPairs(instances: 300, seed: 8)
-        let heldOut = Array(236..<300)
         var losses: [Float] = []
         for _ in 0..<150 { losses.append(learner.train(Self.batch(&data, 32, below: 236)).loss) }
-        let (a, _) = data.batch(heldOut)
+        let (a, _) = data.batch(Array(236..<300))
         let z = learner.video.embed(a)
-        let std = ContrastiveHealth.embeddingStd(z)
-        let rank = EffectiveRank.of(Self.centred(z), dimension: 32)
+        return (losses, ContrastiveHealth.embeddingStd(z), EffectiveRank.of(Self.centred(z), dimension: 32))
+    }
+
+    @Test("every method trains without collapse: loss falls, effective rank and spread stay up", arguments: MethodKind.allCases)
+    func trainsWithoutCollapse(kind: MethodKind) {
+        ComputeThreads.configure(1)
+        let (losses, std, rank) = Self.train(kind, rate: Self.syntheticRate(kind))
         #expect(losses.allSatisfy { $0.isFinite }, "\(kind): non-finite loss")
         if kind != .moco {
             // MoCo's first losses are against a random queue, easier than the real keys that replace it.
             let early = losses.prefix(10).reduce(0, +) / 10, late = losses.suffix(10).reduce(0, +) / 10
             #expect(late < early, "\(kind): loss \(early) → \(late)")
         }
-        // Collapsed (MoCo at rate 0.05): std 0.0003, centred rank near 1.
         #expect(std > 0.01, "\(kind): embedding std \(std)")
         #expect(rank > 4, "\(kind): effective rank \(rank) of 32")
         // What each method learns is measured downstream (samples/downstream/): held-out
         // retrieval among 64 synthetic instances after 150 steps moves by a hit or two, within
         // the difference between one and two threads.
+    }
+
+    @Test("the collapse criterion catches a collapse: MoCo at 25 times its rate falls onto a point its stale queue is far from")
+    func collapseIsCaught() {
+        ComputeThreads.configure(1)
+        // Centred, the collapsed point's residue still has a high rank: the spread catches a
+        // collapse to a point, the rank one to a few dimensions.
+        let (_, std, _) = Self.train(.moco, rate: 0.05)
+        #expect(std < 0.01, "std \(std)")
     }
 }
