@@ -6,7 +6,9 @@ besides; frames come from the ffmpeg CLI), embeds every frame of every labelled 
 clip by the mean and standard deviation of its frame features over time (the encoder sees single
 frames; the spread over time is how a linear probe can see motion), fits a multinomial logistic
 regression on the training folds and prints held-out accuracy, next to the same probe on raw
-downscaled pixels (same mean and spread) and a 1-nearest-neighbour check.
+downscaled pixels (same mean and spread), a 1-nearest-neighbour check, a weighted k-nearest-
+neighbour classifier (k = 20, T = 0.07, as in InstDisc and DINO) and the effective rank of the
+frame features (RankMe: exp of the entropy of the normalised singular values).
 
 usage: probe.py --labels LABELS.csv [--folds 4] EXPORT_DIR[=NAME]...
   LABELS.csv: "file,label" rows (samples/generate_labelled.sh writes one). Accuracy is the mean over
@@ -67,8 +69,23 @@ def probe(train_x, train_y, test_x, test_y, classes):
     # 1-nearest neighbour by cosine similarity on the standardised features.
     an = a / (np.linalg.norm(a, axis=1, keepdims=True) + 1e-9)
     bn = b / (np.linalg.norm(b, axis=1, keepdims=True) + 1e-9)
-    knn = float((train_y[(bn @ an.T).argmax(axis=1)] == test_y).mean())
-    return linear, knn
+    similarity = bn @ an.T
+    nearest = float((train_y[similarity.argmax(axis=1)] == test_y).mean())
+    # Weighted kNN: the k most similar training clips vote with weight exp(cosine / T).
+    k, temperature = min(20, len(train_y)), 0.07
+    top = np.argsort(-similarity, axis=1)[:, :k]
+    votes = np.zeros((len(test_y), classes))
+    for i in range(len(test_y)):
+        np.add.at(votes[i], train_y[top[i]], np.exp(similarity[i, top[i]] / temperature))
+    weighted = float((votes.argmax(axis=1) == test_y).mean())
+    return linear, nearest, weighted
+
+
+def effective_rank(features):
+    """RankMe (Garrido et al. 2023): exp of the entropy of the singular values, normalised to sum 1."""
+    s = np.linalg.svd(features.astype(np.float64), compute_uv=False)
+    p = s / max(s.sum(), 1e-12) + 1e-12
+    return float(np.exp(-(p * np.log(p)).sum()))
 
 
 def main():
@@ -88,12 +105,20 @@ def main():
     def evaluate(features):
         scores = [probe(features[folds != f], y[folds != f], features[folds == f], y[folds == f], len(names))
                   for f in range(args.folds)]
-        return {"linear": float(np.mean([s[0] for s in scores])), "knn": float(np.mean([s[1] for s in scores]))}
+        return {"linear": float(np.mean([s[0] for s in scores])), "knn": float(np.mean([s[1] for s in scores])),
+                "knn20": float(np.mean([s[2] for s in scores]))}
 
     def describe(per_frame):
         return np.concatenate([per_frame.mean(axis=0), per_frame.std(axis=0)])
 
-    results, first_pre = {}, None
+    results, first_pre, frames_cache = {}, None, {}
+
+    def frames(clip, pre):
+        key = (clip, pre["decode_short_side"], pre["fps"], pre["input_size"])
+        if key not in frames_cache:
+            frames_cache[key] = decode_frames(clip, *key[1:])
+        return frames_cache[key]
+
     for spec in args.exports:
         folder, name = spec.split("=", 1) if "=" in spec else (spec, os.path.basename(os.path.normpath(spec)))
         manifest = json.load(open(os.path.join(folder, "manifest.json")))
@@ -101,11 +126,11 @@ def main():
         pre = video["preprocess"]
         first_pre = first_pre or pre
         session = ort.InferenceSession(os.path.join(folder, video["onnx"]), providers=["CPUExecutionProvider"])
-        features = np.stack([
-            describe(session.run([video["output"]["name"]], {video["input"]["name"]: network_input(
-                decode_frames(clip, pre["decode_short_side"], pre["fps"], pre["input_size"]), pre)})[0])
-            for clip, _ in clips])
-        results[name] = dict(evaluate(features), step=manifest["step"])
+        per_frame = [session.run([video["output"]["name"]], {video["input"]["name"]: network_input(frames(clip, pre), pre)})[0]
+                     for clip, _ in clips]
+        features = np.stack([describe(f) for f in per_frame])
+        results[name] = dict(evaluate(features), step=manifest["step"], rank=effective_rank(np.concatenate(per_frame)),
+                             dimension=int(per_frame[0].shape[1]))
 
     p = first_pre
     pixels = np.stack([describe(decode_frames(clip, p["decode_short_side"], p["fps"], args.pixels)
@@ -114,9 +139,10 @@ def main():
     results[f"raw pixels {args.pixels}x{args.pixels}"] = evaluate(pixels)
 
     print(f"{len(clips)} clips, {len(names)} classes (chance {1 / len(names):.2f}), {args.folds}-fold cross-validation")
-    print(f"{'features':32s} {'linear probe':>12s} {'1-NN':>6s}")
+    print(f"{'features':32s} {'linear probe':>12s} {'1-NN':>6s} {'kNN-20':>7s} {'eff. rank':>9s}")
     for name, r in results.items():
-        print(f"{name:32s} {r['linear']:12.3f} {r['knn']:6.3f}")
+        rank = f"{r['rank']:.1f}/{r['dimension']}" if "rank" in r else "–"
+        print(f"{name:32s} {r['linear']:12.3f} {r['knn']:6.3f} {r['knn20']:7.3f} {rank:>9s}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -16,14 +16,8 @@ CONFIG=${CONFIG:-samples/downstream/pretrain.toml}
 bash scripts/setup.sh
 swift build -c release --product ssl-daemon >&2
 bin=.build/release/ssl-daemon
-mkdir -p "$WORK"
-# Pretraining and probe clips come from different seeds: the probe never sees a pretraining clip.
-# The pretraining clips' labels are moved out of the watched folder: the daemon never sees them.
-if [ ! -f "$WORK/pretrain-labels.csv" ]; then
-  samples/generate_labelled.sh "$WORK/pretrain" "$PRE" 2
-  mv "$WORK/pretrain/labels.csv" "$WORK/pretrain-labels.csv"
-fi
-[ -f "$WORK/labelled/labels.csv" ] || samples/generate_labelled.sh "$WORK/labelled" "$LAB" 1
+source samples/downstream/clips.sh
+prepare_clips "$WORK" "$PRE" "$LAB"
 
 rm -rf "$WORK/state" "$WORK/random" "$WORK/export-trained" "$WORK/export-random"
 start=$(date +%s)
