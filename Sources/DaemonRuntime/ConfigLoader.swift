@@ -64,6 +64,11 @@ extension DaemonConfig {
             case (.float(let path), .float(let v)): self[keyPath: path] = Float(v)
             case (.float(let path), .integer(let v)): self[keyPath: path] = Float(v)
             case (.float, _): throw bad("a number")
+            case (.method(let k, true), .integer(let v)): methodSettings[k] = Double(v)
+            case (.method(_, true), _): throw bad("an integer")
+            case (.method(let k, false), .float(let v)): methodSettings[k] = v
+            case (.method(let k, false), .integer(let v)): methodSettings[k] = Double(v)
+            case (.method, _): throw bad("a number")
             case (.string(let path), .string(let v)): self[keyPath: path] = v
             case (.string, _): throw bad("a string")
             case (.bool(let path), .bool(let v)): self[keyPath: path] = v
