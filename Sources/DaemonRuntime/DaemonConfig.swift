@@ -55,6 +55,7 @@ package struct DaemonConfig: Sendable, Equatable {
     package var threads = 0
     package var convolution = ConvolutionEngine.onednn
     package var maxReuse = 8
+    package var replayRatio = 4
     package var seed = 0
     package var deterministic = false
     // [checkpoint]
@@ -263,6 +264,7 @@ extension DaemonConfig {
         ConfigField("training.threads", .int(\.threads), .integers(0...256), help: "compute threads (0: cores minus decoder threads)"),
         ConfigField("training.convolution", .choice(\.convolution), help: "how convolutions are computed: onednn (oneDNN's JIT kernels) or blas (im2col and OpenBLAS sgemm)"),
         ConfigField("training.max_reuse", .int(\.maxReuse), .integers(1...1_000_000), help: "times an example may be trained on before the trainer waits for new data"),
+        ConfigField("training.replay_ratio", .int(\.replayRatio), .integers(1...1_000_000), help: "uses the trainer may draw per example delivered while sources deliver (at most max_reuse): the data a step sees does not depend on decoding speed"),
         ConfigField("training.seed", .int(\.seed), .integers(0...Int(Int32.max)), flag: "--seed", help: "seed of weights, sampling and augmentation"),
         ConfigField("training.deterministic", .bool(\.deterministic), flag: "--deterministic", help: "lockstep mode for exact resume: files only, read in path order on the trainer thread"),
         ConfigField("checkpoint.every", .double(\.checkpointEvery), .reals(lower: 0, lowerOpen: true, upper: 7 * day), flag: "--checkpoint-every", help: "seconds between checkpoints"),

@@ -244,4 +244,19 @@ struct RunCommandTests {
         #expect(s["steps"] as? Int == 0)
         #expect((s["checkpoint"] as? String)?.hasSuffix("ckpt-000000000000.safetensors") == true)
     }
+
+    @Test("the replay ratio holds whatever the decoding speed: with replay_ratio 1 the trainer waits for new examples instead of reusing old ones (max_reuse 4 would allow 4 uses)")
+    func replayRatio() throws {
+        let ws = try Workspace(clips: ["h264_aac.mp4"])
+        defer { removeTemporaryDirectory(ws.root) }
+        try Self.smallConfig.replacingOccurrences(of: "max_reuse = 4", with: "max_reuse = 4\nreplay_ratio = 1")
+            .write(to: ws.config, atomically: true, encoding: .utf8)
+        let r = try run(try daemonBinary(), ws.arguments(["--epochs", "1000", "--max-steps", "30"]))
+        #expect(r.status == 0, "\(r.stderr.suffix(2000))")
+        let s = try Self.summary(r.stdout)
+        let produced = try #require(s["pairs"] as? [String: Int]).values.reduce(0, +)
+        let trained = try #require(s["pairs_trained"] as? Int)
+        #expect(s["steps"] as? Int == 30)
+        #expect(trained >= 60 && trained <= produced, "trained \(trained) from \(produced) produced")
+    }
 }

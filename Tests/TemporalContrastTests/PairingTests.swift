@@ -155,6 +155,7 @@ struct PairingTests {
         let limit = random(0, 0).byteCount * 25
         var original = ReplayBuffer(byteLimit: limit)
         for i in 0..<40 { original.insert(random(i % 3, i)) }
+        original.grant(37, cap: 100)
         _ = original.sample(10, mix: PairMix(), rng: &rng, maxUses: 2)
         var file = SafeTensors()
         original.save(into: &file)
@@ -163,6 +164,7 @@ struct PairingTests {
         var restored = try #require(try ReplayBuffer(restoring: parsed, byteLimit: limit))
         #expect(restored.count == original.count && restored.byteCount == original.byteCount)
         #expect(restored.inserted == original.inserted && restored.evicted == original.evicted)
+        #expect(restored.credit == 27 && original.credit == 27)
         #expect(restored.available(maxUses: 1) == original.available(maxUses: 1))
         var rngA = rng, rngB = rng
         for i in 40..<70 {
@@ -177,6 +179,29 @@ struct PairingTests {
         var damaged = parsed
         damaged.set("replay.pixels", shape: [3], bytes: [1, 2, 3])
         #expect(throws: ReplayBuffer.RestoreError.self) { try ReplayBuffer(restoring: damaged, byteLimit: limit) }
+    }
+
+    @Test("the replay credit grows by what producers grant up to its cap, draws spend it, and it never goes below zero")
+    func replayCredit() {
+        var buffer = ReplayBuffer(byteLimit: 64 << 20)
+        var rng = RandomSource(seed: 5)
+        for i in 0..<12 {
+            var r = RandomSource(seed: UInt64(i))
+            let pixels = (0..<(16 * 12 * 3)).map { _ in UInt8(r.index(below: 256)) }
+            buffer.insert(Self.example(TimedFrame(source: 0, segment: 0, time: Double(i), width: 16, height: 12, pixels: pixels)))
+        }
+        #expect(buffer.credit == 0)
+        buffer.grant(8, cap: 20)
+        buffer.grant(8, cap: 20)
+        buffer.grant(8, cap: 20)
+        #expect(buffer.credit == 20)
+        _ = buffer.sample(6, mix: PairMix(), rng: &rng)
+        #expect(buffer.credit == 14)
+        buffer.grant(100, cap: 10)  // a smaller cap never takes away what was granted
+        #expect(buffer.credit == 14)
+        _ = buffer.sample(10, mix: PairMix(), rng: &rng)
+        _ = buffer.sample(10, mix: PairMix(), rng: &rng)
+        #expect(buffer.credit == 0)
     }
 
     @Test("batches follow the kind mix, hand missing kinds' share to the others, and spread across sources")

@@ -58,6 +58,8 @@ public struct ReplayBuffer: Sendable {
     public private(set) var byteCount = 0
     public private(set) var inserted = 0
     public private(set) var evicted = 0
+    /// Example uses the trainer may draw before it waits for new data (see `grant(_:cap:)`).
+    public private(set) var credit = 0
 
     struct Entry: Sendable {
         var example: TrainingExample
@@ -200,6 +202,14 @@ public struct ReplayBuffer: Sendable {
     /// Examples not yet trained on.
     public var unseen: Int { available(maxUses: 1) }
 
+    /// Adds `uses` to the credit, up to `cap`. A producer grants a fixed number of uses per example
+    /// it delivers and every draw spends one per example, so the examples a step sees do not
+    /// depend on how fast decoding keeps up with training. The cap keeps a burst of data from
+    /// buying over-reuse later.
+    public mutating func grant(_ uses: Int, cap: Int) {
+        credit = max(credit, min(credit + uses, cap))
+    }
+
     /// Draws up to `total` distinct examples with kinds in `mix` proportions, spreading each kind's
     /// share across sources (a random source first, then a random example of it), among examples
     /// used fewer than `maxUses` times. Counts each use.
@@ -228,6 +238,8 @@ public struct ReplayBuffer: Sendable {
             }
         }
         for i in chosen { entries[i].uses += 1 }
+        // Draws made while no producer is active spend what is left, never below zero.
+        credit = max(0, credit - chosen.count)
         return chosen.map { entries[$0].example }
     }
 }
@@ -257,6 +269,8 @@ extension ReplayBuffer {
         var nextID: UInt64
         var inserted: Int
         var evicted: Int
+        /// Absent in checkpoints written before the credit existed.
+        var credit: Int?
     }
 
     public struct RestoreError: Error, CustomStringConvertible {
@@ -307,7 +321,7 @@ extension ReplayBuffer {
     }
 
     private func bookkeeping() -> String {
-        var saved = Saved(entries: [], nextID: nextID, inserted: inserted, evicted: evicted)
+        var saved = Saved(entries: [], nextID: nextID, inserted: inserted, evicted: evicted, credit: credit)
         saved.entries.reserveCapacity(entries.count)
         func hex(_ bits: some FixedWidthInteger) -> String { String(bits, radix: 16) }
         for e in entries {
@@ -342,7 +356,7 @@ extension ReplayBuffer {
         guard audio.allSatisfy(\.isFinite) else { throw fail("\(prefix)audio holds NaN or infinite values") }
         // Counters far below their types' limits, so inserting and sampling can never overflow them.
         let counterLimit = 1 << 52
-        guard (0...counterLimit).contains(saved.inserted), (0...counterLimit).contains(saved.evicted), saved.nextID <= UInt64(counterLimit) else {
+        guard (0...counterLimit).contains(saved.inserted), (0...counterLimit).contains(saved.evicted), (0...counterLimit).contains(saved.credit ?? 0), saved.nextID <= UInt64(counterLimit) else {
             throw fail("counters out of range")
         }
         self.init(byteLimit: byteLimit)
@@ -392,6 +406,7 @@ extension ReplayBuffer {
         nextID = saved.nextID
         inserted = saved.inserted
         evicted = saved.evicted
+        credit = saved.credit ?? 0
         while byteCount > byteLimit { evictMostRedundant() }
     }
 }

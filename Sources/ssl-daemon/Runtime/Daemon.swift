@@ -86,7 +86,8 @@ final class Daemon: Sendable {
         }
         let exchange = ExampleExchange(
             buffer: resumed.buffer ?? ReplayBuffer(byteLimit: config.pairing.bufferBytes), progress: resumed.progress,
-            backpressureUnseen: 4 * config.batch, statistics: statistics)
+            batch: config.batch, maxUses: config.maxReuse, replayRatio: config.replayRatio, lookahead: 4 * config.batch,
+            statistics: statistics)
         let checkpoints = self.checkpoints, statistics = self.statistics
         var tensorboard: TensorBoardWriter?
         if config.tensorboard {

@@ -14,8 +14,12 @@ struct FileProgress: Codable, Equatable, Sendable {
 /// changed together under one lock, so a checkpoint never sees examples without the file
 /// position they came from (or the reverse).
 ///
-/// Files deliver with backpressure (they wait while too many examples are untrained: nothing from
-/// a file is lost); live sources never wait (their own queue drops the oldest frames instead).
+/// Every delivered example grants the trainer `replayRatio` draws (the buffer's credit, capped at
+/// `lookahead` examples' worth); while any producer is active the trainer waits for credit rather
+/// than reuse old examples more, so each step sees the same share of new data however fast
+/// decoding keeps up (a loaded machine slows training, it does not change what is learned).
+/// Files deliver with backpressure (they wait while the trainer holds the full credit: nothing
+/// from a file is lost); live sources never wait (their own queue drops the oldest frames instead).
 /// Each source registers as a producer and says whether it is active; the trainer reads that to
 /// know when partial batches are all it will get, and when a batch job is over.
 final class ExampleExchange: Sendable {
@@ -36,12 +40,20 @@ final class ExampleExchange: Sendable {
 
     private let monitor: Monitor<State>
     private let statistics: RunStatistics
-    /// Files wait while this many delivered examples have not been trained on yet.
-    let backpressureUnseen: Int
+    /// What a trainer step draws: `batch` examples, each used fewer than `maxUses` times.
+    let batch: Int, maxUses: Int
+    /// Draws granted per delivered example (at most `maxUses`).
+    let replayRatio: Int
+    /// The credit's cap, in draws: `lookahead` examples' worth. Files wait while it is full.
+    let creditCap: Int
 
-    init(buffer: ReplayBuffer, progress: [String: FileProgress], backpressureUnseen: Int, statistics: RunStatistics) {
+    init(buffer: ReplayBuffer, progress: [String: FileProgress], batch: Int, maxUses: Int, replayRatio: Int, lookahead: Int,
+         statistics: RunStatistics) {
         monitor = Monitor(State(buffer: buffer, progress: progress))
-        self.backpressureUnseen = backpressureUnseen
+        self.batch = batch
+        self.maxUses = maxUses
+        self.replayRatio = min(replayRatio, maxUses)
+        creditCap = max(lookahead, batch) * self.replayRatio
         self.statistics = statistics
         statistics.publish(buffer)
     }
@@ -61,26 +73,32 @@ final class ExampleExchange: Sendable {
     // MARK: Delivery
 
     /// Adds `examples` to the replay buffer and records `position` (the file position they came
-    /// from) in the same lock hold. With `waitForRoom`, waits first while the buffer holds
-    /// `backpressureUnseen` untrained examples, unless `cancelled()` (checked at each wake-up;
-    /// whoever sets it calls `wakeAll()`). A cancelled wait still delivers: the position and its
-    /// examples stay together, and the final checkpoint holds both.
+    /// from) in the same lock hold. With `waitForRoom`, waits first while the trainer holds the
+    /// full credit (and can draw), unless `cancelled()` (checked at each wake-up; whoever sets it
+    /// calls `wakeAll()`). A cancelled wait still delivers: the position and its examples stay
+    /// together, and the final checkpoint holds both.
     func deliver(_ examples: [TrainingExample], position: (path: String, progress: FileProgress)? = nil,
                  waitForRoom: Bool, cancelled: () -> Bool = { false }) {
-        let room: (State) -> Bool = { s in examples.isEmpty || !waitForRoom || cancelled() || s.buffer.unseen < self.backpressureUnseen }
+        let room: (State) -> Bool = { s in examples.isEmpty || !waitForRoom || cancelled() || !self.backpressured(s) }
         monitor.wait(for: room) { s in
             if let position { s.progress[position.path] = position.progress }
             for e in examples {
                 s.buffer.insert(e)
                 statistics.countProduced(e.kind)
             }
+            s.buffer.grant(examples.count * replayRatio, cap: creditCap)
             if !examples.isEmpty { statistics.publish(s.buffer) }
         }
         if !examples.isEmpty { monitor.wakeAll() }
     }
 
     /// Whether a file source delivering now would have to wait (lockstep trains instead).
-    var isBackpressured: Bool { monitor.withLock { $0.buffer.unseen >= backpressureUnseen } }
+    var isBackpressured: Bool { monitor.withLock { backpressured($0) } }
+
+    /// The trainer holds the full credit and has a batch to draw: more data would only wait.
+    private func backpressured(_ s: State) -> Bool {
+        s.buffer.credit >= creditCap && s.buffer.available(maxUses: maxUses) >= batch
+    }
 
     /// Changes per-file progress alone (an epoch finished, a file failed).
     func updateProgress(_ body: (inout [String: FileProgress]) -> Void) {
@@ -96,15 +114,17 @@ final class ExampleExchange: Sendable {
         case starved(finished: Bool)
     }
 
-    /// A batch for one step: `size` examples drawn by `mix` (each used at most `maxUses` times)
-    /// once that many are available; fewer (at least 2) when no producer is active, or when
-    /// `acceptPartial`. Waits up to `timeout` seconds for data when there is too little.
-    func draw(size: Int, mix: PairMix, maxUses: Int, rng: inout RandomSource, acceptPartial: Bool = false,
-              timeout: Double, cancelled: () -> Bool) -> Draw {
+    /// A batch for one step: `batch` examples drawn by `mix` (each used fewer than `maxUses` times)
+    /// once that many are available and, while a producer is active, paid for by the credit;
+    /// fewer (at least 2) when no producer is active, or when `acceptPartial` (lockstep, which
+    /// orders reading and training itself). Waits up to `timeout` seconds when there is too little.
+    func draw(mix: PairMix, rng: inout RandomSource, acceptPartial: Bool = false, timeout: Double, cancelled: () -> Bool) -> Draw {
         let deadline = Date().addingTimeInterval(timeout)
+        let size = batch, maxUses = maxUses
         let drawable: (State) -> Bool = { s in
             let available = s.buffer.available(maxUses: maxUses)
-            return available >= size || ((acceptPartial || Self.quiet(s)) && available >= 2)
+            if acceptPartial || Self.quiet(s) { return available >= 2 }
+            return available >= size && s.buffer.credit >= size
         }
         let result: Draw = monitor.wait(until: deadline, for: { cancelled() || drawable($0) || Self.finished($0) }) { s in
             guard drawable(s) else { return .starved(finished: Self.finished(s)) }

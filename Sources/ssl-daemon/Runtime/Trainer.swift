@@ -82,7 +82,7 @@ final class Trainer: @unchecked Sendable {
             return
         }
         while !isStopping && !reachedMaxSteps && !diverged {
-            let draw = exchange.draw(size: config.batch, mix: config.pairing.mix, maxUses: config.maxReuse, rng: &rng,
+            let draw = exchange.draw(mix: config.pairing.mix, rng: &rng,
                                      timeout: 1, cancelled: { self.isStopping })
             switch draw {
             case .batch(let examples):
@@ -98,7 +98,7 @@ final class Trainer: @unchecked Sendable {
     /// Up to a batch from what the buffer holds (at least 2 examples), without waiting; nil when
     /// there is too little. Lockstep's way of drawing.
     func drawAvailable() -> [TrainingExample]? {
-        if case .batch(let examples) = exchange.draw(size: config.batch, mix: config.pairing.mix, maxUses: config.maxReuse, rng: &rng,
+        if case .batch(let examples) = exchange.draw(mix: config.pairing.mix, rng: &rng,
                                                      acceptPartial: true, timeout: 0, cancelled: { true }) {
             return examples
         }
@@ -220,7 +220,7 @@ extension Trainer {
     fileprivate func distributedLoop(_ run: DistributedRun) {
         var verifiedStep = learner.step
         while true {
-            let draw = exchange.draw(size: config.batch, mix: config.pairing.mix, maxUses: config.maxReuse, rng: &rng,
+            let draw = exchange.draw(mix: config.pairing.mix, rng: &rng,
                                      timeout: 0.2, cancelled: { self.isStopping })
             var examples: [TrainingExample] = [], finished = false
             switch draw {
