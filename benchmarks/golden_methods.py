@@ -12,6 +12,16 @@ whose loss is not already in golden_moco.safetensors (MoCo and NT-Xent are):
   simsiam: the predictor methods' regression term, mean over rows of -cos(p_i, t_i) with the target
            t constant (SimSiam's D; BYOL's 2 - 2 cos is 2 (1 + this)), p = a, t = b
                                                          -> simsiam_loss, simsiam_grad_p
+  dino:    DINO's loss with two views: student scores s = z W^T / ||W rows|| of the unit rows
+           z = f, g (za, zb) over 10 prototypes W; teacher outputs ta, tb [8, 10] and a centre c given;
+           L = 0.5 [H(softmax((ta - c)/0.04), log_softmax(sb/0.1)) + H(softmax((tb - c)/0.04), log_softmax(sa/0.1))]
+                                                         -> dino_loss, dino_grad_f, dino_grad_g, dino_grad_w
+  swav:    SwAV's codes (Sinkhorn-Knopp, eps 0.05, 3 iterations, on each view's scores alone) and its
+           swapped-prediction loss, tau 0.1, the codes constant
+                                                         -> swav_codes_a, swav_loss, swav_grad_f, swav_grad_g, swav_grad_w
+  standardised: SwAV's and DINO's head before the prototypes, u = normalize(batch_norm(a)) (batch
+           statistics, no scale or shift, eps 1e-5), and the gradient of sum(u * r) for a fixed r
+                                                         -> standardised_unit, standardised_grad_a
   pirl:    PIRL's NCE against a memory bank with the candidates given (row i: its own entry
            ids[i] first, then five others): L = lam * CE(g . bank[c] / T) + (1 - lam) * CE(f . bank[c] / T),
            target 0, mean over rows, T = 0.1, lam = 0.5; f = unit(a) (original), g = unit(b)
@@ -48,10 +58,15 @@ def draw():
     for i in range(N):
         others = [c for c in rng.permutation(BANK) if c != ids[i]][:K]
         candidates[i] = [ids[i]] + others
+    w = f32_exact(rng.standard_normal((10, D)))
+    centre = f32_exact(0.3 * rng.standard_normal(10))
+    ta = f32_exact(rng.standard_normal((N, 10)))
+    tb = f32_exact(rng.standard_normal((N, 10)))
+    r = f32_exact(rng.standard_normal((N, D)))
     f = f32_exact(a / np.linalg.norm(a, axis=1, keepdims=True))
     g = f32_exact(b / np.linalg.norm(b, axis=1, keepdims=True))
     return {"a": a, "b": b, "bank": bank, "ids": ids.astype(np.float64), "candidates": candidates.astype(np.float64),
-            "f": f, "g": g}
+            "f": f, "g": g, "w": w, "centre": centre, "ta": ta, "tb": tb, "r": r}
 
 
 def reference(x):
@@ -110,6 +125,47 @@ def reference(x):
     loss = 0.5 * F.cross_entropy(lg, target) + 0.5 * F.cross_entropy(lf, target)
     gf, gg = torch.autograd.grad(loss, [f, g])
     out["pirl_loss"] = np.array([loss.item()])
+
+    def scores(z, w):
+        return z @ (w / w.norm(dim=1, keepdim=True)).T
+
+    za = torch.tensor(x["f"], requires_grad=True)
+    zb = torch.tensor(x["g"], requires_grad=True)
+    w = torch.tensor(x["w"], requires_grad=True)
+    centre = torch.tensor(x["centre"])
+    pa = F.softmax((torch.tensor(x["ta"]) - centre) / 0.04, dim=1)
+    pb = F.softmax((torch.tensor(x["tb"]) - centre) / 0.04, dim=1)
+    sa, sb = scores(za, w), scores(zb, w)
+    loss = 0.5 * ((-(pa * F.log_softmax(sb / 0.1, dim=1)).sum(1).mean()) + (-(pb * F.log_softmax(sa / 0.1, dim=1)).sum(1).mean()))
+    g = torch.autograd.grad(loss, [za, zb, w])
+    out["dino_loss"] = np.array([loss.item()])
+    out["dino_grad_f"], out["dino_grad_g"], out["dino_grad_w"] = (t.numpy() for t in g)
+
+    @torch.no_grad()
+    def sinkhorn(s, eps=0.05, iterations=3):
+        q = torch.exp(s / eps).T                          # the paper's distributed_sinkhorn, one rank
+        q /= q.sum()
+        k, b = q.shape
+        for _ in range(iterations):
+            q /= q.sum(dim=1, keepdim=True)
+            q /= k
+            q /= q.sum(dim=0, keepdim=True)
+            q /= b
+        return (q * b).T
+
+    sa, sb = scores(za, w), scores(zb, w)
+    qa, qb = sinkhorn(sa.detach()), sinkhorn(sb.detach())
+    loss = -0.5 * ((qa * F.log_softmax(sb / 0.1, dim=1)).sum(1).mean() + (qb * F.log_softmax(sa / 0.1, dim=1)).sum(1).mean())
+    g = torch.autograd.grad(loss, [za, zb, w])
+    out["swav_codes_a"] = qa.numpy()
+    out["swav_loss"] = np.array([loss.item()])
+    out["swav_grad_f"], out["swav_grad_g"], out["swav_grad_w"] = (t.numpy() for t in g)
+
+    a = torch.tensor(x["a"], requires_grad=True)
+    u = F.normalize(F.batch_norm(a, None, None, training=True, eps=1e-5), dim=1)
+    (ga,) = torch.autograd.grad((u * torch.tensor(x["r"])).sum(), [a])
+    out["standardised_unit"] = u.detach().numpy()
+    out["standardised_grad_a"] = ga.numpy()
     out["pirl_grad_f"] = gf.numpy()
     out["pirl_grad_g"] = gg.numpy()
     return out
@@ -121,11 +177,11 @@ def main():
     args = ap.parse_args()
     x = draw()
     ref = reference(x)
-    names = ["a", "b", "f", "g", "bank", "ids", "candidates"]
+    names = ["a", "b", "f", "g", "bank", "ids", "candidates", "w", "centre", "ta", "tb", "r"]
     tensors = [(n, x[n]) for n in names] + [(n, ref[n]) for n in sorted(ref)]
     metadata = {
         "description": "method losses on fixed embeddings, golden values (benchmarks/golden_methods.py)",
-        **{f"{m}_loss_f64": repr(float(ref[f"{m}_loss"][0])) for m in ("vicreg", "barlow", "simsiam", "pirl")},
+        **{f"{m}_loss_f64": repr(float(ref[f"{m}_loss"][0])) for m in ("vicreg", "barlow", "simsiam", "pirl", "dino", "swav")},
     }
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "golden_methods.safetensors")
@@ -135,7 +191,7 @@ def main():
     for name, arr in tensors:
         assert np.array_equal(back[name], np.asarray(arr, dtype=np.float32)), name
     print(f"wrote {path}")
-    for m in ("vicreg", "barlow", "simsiam", "pirl"):
+    for m in ("vicreg", "barlow", "simsiam", "pirl", "dino", "swav"):
         print(f"{m}_loss = {float(ref[m + '_loss'][0])!r}")
     return 0
 

@@ -41,7 +41,7 @@ struct DistributedTests {
         try run(python, [compare, a.path, b.path] + extra)
     }
 
-    @Test("2 ranks with batch b train like 1 process with batch 2b; the ranks stay bit-identical", arguments: ["moco", "vicreg", "pirl", "barlow", "byol", "simsiam"])
+    @Test("2 ranks with batch b train like 1 process with batch 2b; the ranks stay bit-identical", arguments: ["moco", "vicreg", "pirl", "barlow", "byol", "simsiam", "dino", "swav"])
     func equivalence(objective: String) throws {
         let dir = try makeTemporaryDirectory("ssl-mpi")
         defer { removeTemporaryDirectory(dir) }

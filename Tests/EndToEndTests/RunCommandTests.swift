@@ -194,7 +194,7 @@ struct RunCommandTests {
     }
 
     @Test("every objective.kind through the daemon: 10 steps on a clip, a checkpoint that records the method, exports and embeds; resuming it under another method is refused",
-          arguments: ["moco", "infonce", "vicreg", "pirl", "barlow", "byol", "simsiam"])
+          arguments: ["moco", "infonce", "vicreg", "pirl", "barlow", "byol", "simsiam", "dino", "swav"])
     func eachMethod(kind: String) throws {
         let ws = try Workspace(clips: ["h264_aac.mp4"])
         defer { removeTemporaryDirectory(ws.root) }

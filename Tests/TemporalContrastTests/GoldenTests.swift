@@ -144,6 +144,54 @@ struct GoldenTests {
         try Self.expectMatches(pirl, f, "pirl", grads: ("g", "f"))
     }
 
+    /// DINO's or SwAV's two-view loss on the fixture's unit rows f, g and prototypes w, with the
+    /// targets of view a and b given; the gradients of f, g and w as the methods compute them.
+    static func prototypeLoss(_ f: SafeTensors, temperature: Float, targets: (Tensor, Tensor) -> ([Float], [Float])) throws
+        -> (loss: Float, gf: Tensor, gg: Tensor, gw: [Float]) {
+        let za = try tensor(f, "f"), zb = try tensor(f, "g"), w = try tensor(f, "w")
+        var rng = RandomSource(seed: 0)
+        let prototypes = Prototypes(count: w.batch, dimension: w.itemSize, name: "w", rng: &rng)
+        prototypes.weight.value = w.storage
+        let (sa, ca) = prototypes.scores(za), (sb, cb) = prototypes.scores(zb)
+        let (ta, tb) = targets(sa, sb)
+        let (lb, gb) = softCrossEntropy(sb, temperature: temperature, targets: ta)
+        let (la, ga) = softCrossEntropy(sa, temperature: temperature, targets: tb)
+        let gf = prototypes.backward(ga, ca, scale: 0.5).scaled(by: 0.5), gg = prototypes.backward(gb, cb, scale: 0.5).scaled(by: 0.5)
+        return (0.5 * (la + lb), gf, gg, prototypes.weight.gradient)
+    }
+
+    @Test("DINO and SwAV (with its Sinkhorn-Knopp codes): loss and the gradients of both views and the prototypes match PyTorch autograd")
+    func prototypeMethodsGolden() throws {
+        let f = try Self.methodsFixture()
+        let centre = try #require(f["centre"]).values
+        let ta = try Self.tensor(f, "ta"), tb = try Self.tensor(f, "tb")
+        let dino = try Self.prototypeLoss(f, temperature: 0.1) { _, _ in
+            (softmaxRows(ta, temperature: 0.04, shift: centre), softmaxRows(tb, temperature: 0.04, shift: centre))
+        }
+        var codes: [Float] = []
+        let swav = try Self.prototypeLoss(f, temperature: 0.1) { sa, sb in
+            codes = SwAV.codes(sa, rows: sa.batch, epsilon: 0.05)
+            return (codes, SwAV.codes(sb, rows: sb.batch, epsilon: 0.05))
+        }
+        Self.expectClose(codes, try #require(f["swav_codes_a"]).values, 1e-4, "swav codes")
+        for (name, r) in [("dino", dino), ("swav", swav)] {
+            let result = ObjectiveResult(loss: r.loss, gradients: [r.gf, r.gg], health: ContrastiveHealth())
+            try Self.expectMatches(result, f, name, grads: ("f", "g"))
+            let expected = try #require(f["\(name)_grad_w"]).values
+            let scale = max(expected.map(abs).max() ?? 0, 1e-6)
+            let worst = zip(r.gw, expected).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(worst <= 1e-4 * scale, "\(name) grad w: worst abs error \(worst), scale \(scale)")
+        }
+    }
+
+    @Test("the batch standardisation and normalisation before DINO's and SwAV's prototypes, and its gradient, match PyTorch autograd")
+    func standardisedUnitGolden() throws {
+        let f = try Self.methodsFixture()
+        let u = StandardisedUnit(try Self.tensor(f, "a"))
+        Self.expectClose(u.unit.storage, try #require(f["standardised_unit"]).values, 1e-4, "unit")
+        Self.expectClose(u.backward(try Self.tensor(f, "r")).storage, try #require(f["standardised_grad_a"]).values, 1e-3, "gradient")
+    }
+
     @Test("safetensors round-trips, and damaged files are rejected")
     func safetensorsRoundTrip() throws {
         var file = SafeTensors()

@@ -105,7 +105,7 @@ struct MethodTests {
         switch kind {
         case .moco, .pirl: 0.002
         case .infonce: 0.02
-        case .vicreg, .barlow, .byol, .simsiam: 0.005
+        case .vicreg, .barlow, .byol, .simsiam, .dino, .swav: 0.005
         }
     }
 

@@ -14,13 +14,17 @@ public enum MethodKind: String, Sendable, CaseIterable, Codable {
     case byol
     /// SimSiam: a predictor regresses the other view's projection, held constant.
     case simsiam
+    /// DINO: a student matches the centred, sharpened output of an EMA teacher over prototypes.
+    case dino
+    /// SwAV: each view predicts the other's Sinkhorn-balanced assignment to prototypes.
+    case swav
 
     /// Whether the projection head ends with L2 normalisation (the contrastive methods); the
     /// others work on raw projections and normalise inside their loss when they need to.
     public var normalizesHead: Bool {
         switch self {
         case .moco, .infonce, .pirl: true
-        case .vicreg, .barlow, .byol, .simsiam: false
+        case .vicreg, .barlow, .byol, .simsiam, .dino, .swav: false
         }
     }
 
@@ -48,6 +52,13 @@ public enum MethodKind: String, Sendable, CaseIterable, Codable {
                         embedding: config.embedding, rng: &rng)
         case .simsiam:
             return SimSiam(hidden: s[integer: "simsiam_predictor_hidden"], embedding: config.embedding, rng: &rng)
+        case .dino:
+            return DINO(online: online, prototypes: s[integer: "dino_prototypes"], studentTemperature: Float(s["dino_student_temperature"]),
+                        teacherTemperature: Float(s["dino_teacher_temperature"]), centreMomentum: Float(s["dino_centre_momentum"]),
+                        momentum: Float(s["dino_momentum"]), embedding: config.embedding, rng: &rng)
+        case .swav:
+            return SwAV(prototypes: s[integer: "swav_prototypes"], temperature: Float(s["swav_temperature"]), epsilon: Float(s["swav_epsilon"]),
+                        queue: s[integer: "swav_queue"], freezeSteps: s[integer: "swav_freeze_steps"], embedding: config.embedding, rng: &rng)
         }
     }
 
@@ -67,6 +78,16 @@ public enum MethodKind: String, Sendable, CaseIterable, Codable {
         MethodSetting("byol_predictor_hidden", 512, lower: 1, upper: 8192, integer: true, help: "BYOL: hidden width of the predictor MLP"),
         MethodSetting("simsiam_predictor_hidden", 32, lower: 1, upper: 8192, integer: true,
                       help: "SimSiam: hidden width of the predictor MLP (the paper's bottleneck: a quarter of the embedding)"),
+        MethodSetting("dino_prototypes", 4096, lower: 2, upper: 262_144, integer: true, help: "DINO: prototypes K of the last layer (the paper's 65536 is for ImageNet)"),
+        MethodSetting("dino_student_temperature", 0.1, lower: 0.001, upper: 10, help: "DINO: student softmax temperature"),
+        MethodSetting("dino_teacher_temperature", 0.04, lower: 0.001, upper: 10, help: "DINO: teacher softmax temperature (sharpening)"),
+        MethodSetting("dino_centre_momentum", 0.9, lower: 0, upper: 1, upperOpen: true, help: "DINO: momentum of the centre subtracted from the teacher's output"),
+        MethodSetting("dino_momentum", 0.996, lower: 0, upper: 1, upperOpen: true, help: "DINO: EMA momentum of the teacher (the paper's base value)"),
+        MethodSetting("swav_prototypes", 1024, lower: 2, upper: 65_536, integer: true, help: "SwAV: prototypes K (the paper's 3000 is for ImageNet)"),
+        MethodSetting("swav_temperature", 0.1, lower: 0.001, upper: 10, help: "SwAV: softmax temperature of the swapped prediction"),
+        MethodSetting("swav_epsilon", 0.05, lower: 0.001, upper: 10, help: "SwAV: Sinkhorn-Knopp entropy regularisation ε"),
+        MethodSetting("swav_queue", 0, lower: 0, upper: 262_144, integer: true, help: "SwAV: past projections joined to the batch for the codes once full (0: none; stale early projections let the batch crowd onto a few prototypes)"),
+        MethodSetting("swav_freeze_steps", 313, lower: 0, upper: 100_000_000, integer: true, help: "SwAV: steps at the start with the prototypes frozen"),
     ]
 }
 
