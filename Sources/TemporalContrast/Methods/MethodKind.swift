@@ -128,10 +128,7 @@ public struct MethodSettings: Sendable, Equatable {
     }
 
     /// An integer setting (`MethodSetting.integer`), for the config's integer fields.
-    public subscript(integer key: String) -> Int {
-        get { Int(self[key]) }
-        set { self[key] = Double(newValue) }
-    }
+    public subscript(integer key: String) -> Int { Int(self[key]) }
 
     /// Equal when every setting has the same value, set or default.
     public static func == (a: MethodSettings, b: MethodSettings) -> Bool {

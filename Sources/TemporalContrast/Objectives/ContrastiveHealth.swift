@@ -37,7 +37,6 @@ public struct ContrastiveHealth: Sendable, Equatable, Codable {
         health.loss = loss
         let unitA = L2Normalize().infer(a), unitB = L2Normalize().infer(b)
         health.describe(anchors: unitA, positives: unitB)
-        health.embeddingStd = embeddingStd(a)
         let n = a.batch, d = a.itemSize
         var cosine: Double = 0
         for i in 0..<n { for j in 0..<d { cosine += Double(unitA.storage[i * d + j] * unitB.storage[i * d + j]) } }
