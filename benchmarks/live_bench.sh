@@ -280,9 +280,9 @@ if steady_rate is not None:
 if measured:
     total, nsteps, per_step = measured
     p(f"| pairs trained/s, measured (daemon's own counter via sd_notify STATUS: {total:.0f} pairs in its first {nsteps} steps = {per_step:.1f} pairs/step; steps x {per_step:.1f} / {seconds} s) | {steps * per_step / seconds:.1f} |")
-reuse = 8  # training.max_reuse default
+reuse = 4  # training.replay_ratio default: draws per delivered example while the stream delivers
 produced = pairs["temporal"] + pairs["tracked"] + pairs["audio_video"]
-p(f"| pairs trained/s, upper bound (pairs produced {produced} x max_reuse {reuse} / {seconds} s) | {produced * reuse / seconds:.1f} |")
+p(f"| pairs trained/s, upper bound (pairs produced {produced} x replay_ratio {reuse} / {seconds} s) | {produced * reuse / seconds:.1f} |")
 p(f"| pairs produced: temporal | {pairs['temporal']} |")
 p(f"| pairs produced: tracked | {pairs['tracked']} |")
 p(f"| pairs produced: audio_video | {pairs['audio_video']} |")
@@ -301,7 +301,7 @@ p(f"Notes: frames kept ≈ {fps:g} x seconds is an approximation (the daemon kee
   " and does not report how many it decoded; it ignores the ~1 s before the stream started and UDP loss)."
   f" pairs trained/s assumes the default batch of {batch} pairs per step (steps x {batch} / SECONDS,"
   " start-up included); a step trains on up to 64 pairs: 32 temporal, 16 tracked, 16 audio-video"
-  " (pairing.mix), drawn from pairs used fewer than 8 times (max_reuse), so it takes fewer when a kind runs short,"
+  " (pairing.mix), paid for by the replay credit (training.replay_ratio 4 draws per delivered pair), so it takes fewer when a kind runs short,"
   " and the measured rate is the one to trust. The daemon truncates its pairs/s to an integer per >= 2 s window,"
   " so the measured figure may be low by < 1 pair/s. Step lines: "
   + (f"{len(step_lines)} `INFO ssl-daemon: step` lines, last logged step={logged_steps[-1]}." if logged_steps else "none."))
