@@ -12,6 +12,7 @@ extension ConfigChoice {
 extension LearnerConfig.Objective: ConfigChoice {}
 extension LearnerConfig.OptimizerKind: ConfigChoice {}
 extension ConvolutionEngine: ConfigChoice {}
+extension ReplayPolicy: ConfigChoice {}
 
 /// The video encoder (`model.video`): the backbones that take RGB frames.
 package enum VideoArchitecture: String, ConfigChoice {

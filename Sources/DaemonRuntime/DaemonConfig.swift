@@ -56,6 +56,7 @@ package struct DaemonConfig: Sendable, Equatable {
     package var convolution = ConvolutionEngine.onednn
     package var maxReuse = 8
     package var replayRatio = 4
+    package var prefill = 0
     package var seed = 0
     package var deterministic = false
     // [checkpoint]
@@ -265,6 +266,7 @@ extension DaemonConfig {
         ConfigField("training.convolution", .choice(\.convolution), help: "how convolutions are computed: onednn (oneDNN's JIT kernels) or blas (im2col and OpenBLAS sgemm)"),
         ConfigField("training.max_reuse", .int(\.maxReuse), .integers(1...1_000_000), help: "times an example may be trained on before the trainer waits for new data"),
         ConfigField("training.replay_ratio", .int(\.replayRatio), .integers(1...1_000_000), help: "uses the trainer may draw per example delivered while sources deliver (at most max_reuse): the data a step sees does not depend on decoding speed"),
+        ConfigField("training.prefill", .int(\.prefill), .integers(0...100_000_000), help: "examples the replay buffer must have received before the first step while sources deliver (0: a batch; with a buffer that holds a whole pass over the files, training sees shuffled data)"),
         ConfigField("training.seed", .int(\.seed), .integers(0...Int(Int32.max)), flag: "--seed", help: "seed of weights, sampling and augmentation"),
         ConfigField("training.deterministic", .bool(\.deterministic), flag: "--deterministic", help: "lockstep mode for exact resume: files only, read in path order on the trainer thread"),
         ConfigField("checkpoint.every", .double(\.checkpointEvery), .reals(lower: 0, lowerOpen: true, upper: 7 * day), flag: "--checkpoint-every", help: "seconds between checkpoints"),
@@ -305,6 +307,7 @@ extension DaemonConfig {
         ConfigField("pairing.audio_video_per_second", .double(\.pairing.audioVideoPerSecond), .reals(lower: 0, upper: 1000), help: "audio-video pairs per second of video"),
         ConfigField("pairing.history_seconds", .double(\.pairing.historySeconds), .reals(lower: 0, lowerOpen: true, upper: 3600), help: "frames kept per source (>= far)"),
         ConfigField("pairing.buffer_bytes", .int(\.pairing.bufferBytes), .integers((1 << 20)...(1 << 40)), help: "replay buffer bound, bytes"),
+        ConfigField("pairing.buffer_policy", .choice(\.pairing.bufferPolicy), help: "what the full replay buffer evicts: minred (the most redundant example) or fifo (the oldest)"),
         ConfigField("pairing.mix.temporal", .double(\.pairing.mix.temporal), probability, help: "share of temporal pairs per batch"),
         ConfigField("pairing.mix.tracked", .double(\.pairing.mix.tracked), probability, help: "share of tracked-patch pairs per batch"),
         ConfigField("pairing.mix.audio_video", .double(\.pairing.mix.audioVideo), probability, help: "share of audio-video pairs per batch (the shares must not all be 0)"),

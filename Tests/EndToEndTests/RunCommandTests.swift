@@ -259,4 +259,22 @@ struct RunCommandTests {
         #expect(s["steps"] as? Int == 30)
         #expect(trained >= 60 && trained <= produced, "trained \(trained) from \(produced) produced")
     }
+
+    @Test("training.prefill holds the first step until the buffer has received that many examples; a FIFO buffer trains too")
+    func prefillAndFIFO() throws {
+        let ws = try Workspace(clips: ["h264_aac.mp4"])
+        defer { removeTemporaryDirectory(ws.root) }
+        // Without the prefill two steps need about 8 examples and files stop at 4 batches of credit (64).
+        try Self.smallConfig.replacingOccurrences(of: "max_reuse = 4", with: "max_reuse = 4\nprefill = 400")
+            .appending("\n[pairing]\nbuffer_policy = \"fifo\"\nbuffer_bytes = 2097152\n")
+            .write(to: ws.config, atomically: true, encoding: .utf8)
+        let printed = try run(try daemonBinary(), ["run", "--config", ws.config.path, "--print-config"])
+        #expect(printed.stdout.contains("buffer_policy = \"fifo\"") && printed.stdout.contains("prefill = 400"), "\(printed.stdout)")
+        let r = try run(try daemonBinary(), ws.arguments(["--epochs", "1000", "--max-steps", "2"]))
+        #expect(r.status == 0, "\(r.stderr.suffix(2000))")
+        let s = try Self.summary(r.stdout)
+        let produced = try #require(s["pairs"] as? [String: Int]).values.reduce(0, +)
+        #expect(s["steps"] as? Int == 2)
+        #expect(produced >= 400, "the trainer started after \(produced) examples")
+    }
 }

@@ -138,6 +138,46 @@ struct PairingTests {
         for d in distinct { #expect(kept.contains(d), "a distinct frame was evicted") }
     }
 
+    @Test("a FIFO replay buffer keeps the newest examples; restored as MinRed it keeps the distinct ones among what it holds")
+    func replayFIFO() throws {
+        let w = 16, h = 12
+        func textured(_ seed: UInt64) -> [UInt8] {
+            var r = RandomSource(seed: seed)
+            return (0..<(w * h * 3)).map { _ in UInt8(r.index(below: 256)) }
+        }
+        func example(_ pixels: [UInt8], _ i: Int) -> TrainingExample {
+            Self.example(TimedFrame(source: 0, segment: 0, time: Double(i) * 0.04, width: w, height: h, pixels: pixels))
+        }
+        let repeated = textured(1)
+        var rng = RandomSource(seed: 3)
+        func copy() -> [UInt8] {
+            var pixels = repeated
+            for _ in 0..<5 { pixels[rng.index(below: pixels.count)] ^= 1 }
+            return pixels
+        }
+        let limit = example(repeated, 0).byteCount * 30
+        var fifo = ReplayBuffer(byteLimit: limit, policy: .fifo)
+        var inserted: [[UInt8]] = []
+        for i in 0..<100 {
+            let pixels = i % 10 == 3 ? textured(100 + UInt64(i)) : copy()
+            inserted.append(pixels)
+            fifo.insert(example(pixels, i))
+        }
+        #expect(fifo.count == 30 && fifo.evicted == 70)
+        // Exactly the newest 30, distinct or not.
+        #expect(Set(fifo.examples.map(\.anchor.pixels)) == Set(inserted.suffix(30)))
+
+        var file = SafeTensors()
+        fifo.save(into: &file)
+        var minred = try #require(try ReplayBuffer(restoring: try SafeTensors(data: file.serialized()), byteLimit: limit, policy: .minred))
+        #expect(minred.policy == .minred && minred.count == 30)
+        let distinct = inserted.suffix(30).enumerated().filter { (70 + $0.offset) % 10 == 3 }.map(\.element)
+        for i in 100..<160 { minred.insert(example(copy(), i)) }
+        let kept = Set(minred.examples.map(\.anchor.pixels))
+        #expect(distinct.count == 3)
+        for d in distinct { #expect(kept.contains(d), "MinRed evicted a distinct frame that FIFO had kept") }
+    }
+
     @Test("the replay buffer survives a checkpoint: after a round trip through safetensors bytes it evicts and samples exactly as the original")
     func replayBufferRoundTrip() throws {
         var rng = RandomSource(seed: 77)

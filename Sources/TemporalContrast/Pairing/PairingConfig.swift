@@ -36,6 +36,8 @@ public struct PairingConfig: Sendable, Codable, Equatable {
     public var audio = AudioAugmentation()
     /// The replay buffer's bound in bytes (default 256 MiB).
     public var bufferBytes = 256 << 20
+    /// What the full replay buffer evicts (default MinRed: the most redundant example).
+    public var bufferPolicy = ReplayPolicy.minred
 
     public init() {}
 

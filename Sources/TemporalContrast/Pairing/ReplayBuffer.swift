@@ -43,10 +43,18 @@ public struct PairMix: Sendable, Codable, Equatable {
     }
 }
 
+/// Which example a full replay buffer evicts.
+public enum ReplayPolicy: String, Sendable, CaseIterable, Codable {
+    /// The most redundant one: the example whose nearest neighbour is most similar (MinRed).
+    case minred
+    /// The oldest one (first in, first out): the buffer is a window on the newest arrivals.
+    case fifo
+}
+
 /// The bounded store between pairing and training. A stream is not i.i.d.: consecutive frames are
 /// near copies, and training on them in arrival order collapses quality. When the byte bound is
-/// exceeded the buffer evicts the most redundant example (MinRed): the one whose nearest
-/// neighbour is most similar.
+/// exceeded the buffer evicts the most redundant example (MinRed, the default `policy`): the one
+/// whose nearest neighbour is most similar; `.fifo` evicts the oldest instead (the baseline).
 ///
 /// Similarity uses a cheap proxy instead of the key encoder: an 8×8 RGB thumbnail of the anchor
 /// with its mean removed, L2-normalised (192 values). Near-identical frames score ≈1 and distinct
@@ -55,6 +63,7 @@ public struct PairMix: Sendable, Codable, Equatable {
 /// evicted its score (an upper bound) is recomputed only once it becomes the eviction candidate.
 public struct ReplayBuffer: Sendable {
     public let byteLimit: Int
+    public let policy: ReplayPolicy
     public private(set) var byteCount = 0
     public private(set) var inserted = 0
     public private(set) var evicted = 0
@@ -75,9 +84,10 @@ public struct ReplayBuffer: Sendable {
     var nextID: UInt64 = 0
     static let proxySide = 8
 
-    public init(byteLimit: Int) {
+    public init(byteLimit: Int, policy: ReplayPolicy = .minred) {
         precondition(byteLimit > 0, "ReplayBuffer needs a positive byte limit")
         self.byteLimit = byteLimit
+        self.policy = policy
     }
 
     public var count: Int { entries.count }
@@ -134,14 +144,25 @@ public struct ReplayBuffer: Sendable {
         return s
     }
 
-    /// Adds an example, evicting the most redundant ones while the byte bound is exceeded.
-    /// An example larger than the whole bound is not kept.
+    /// Adds an example, evicting by `policy` while the byte bound is exceeded. An example larger
+    /// than the whole bound is not kept.
     public mutating func insert(_ example: TrainingExample) {
         guard example.byteCount <= byteLimit else { return }
         let proxy = Self.proxy(example.anchor)
         let id = nextID
         nextID += 1
         var entry = Entry(example: example, id: id, proxy: proxy, nearest: nil, nearestSimilarity: -2)
+        guard policy == .minred else {
+            // No neighbours kept: an upper bound that a later MinRed run (a changed config on
+            // resume) refreshes when the entry becomes the eviction candidate.
+            entry.nearestSimilarity = 2
+            entry.stale = true
+            entries.append(entry)
+            byteCount += example.byteCount
+            inserted += 1
+            while byteCount > byteLimit { evictOldest() }
+            return
+        }
         for i in entries.indices {
             let s = Self.similarity(proxy, entries[i].proxy)
             if s > entry.nearestSimilarity {
@@ -160,6 +181,28 @@ public struct ReplayBuffer: Sendable {
         while byteCount > byteLimit { evictMostRedundant() }
     }
 
+    private mutating func evict() {
+        switch policy {
+        case .minred: evictMostRedundant()
+        case .fifo: evictOldest()
+        }
+    }
+
+    private mutating func evictOldest() {
+        guard let oldest = entries.indices.min(by: { entries[$0].id < entries[$1].id }) else { return }
+        remove(at: oldest)
+    }
+
+    /// Removes entry `i`; entries that had it as nearest neighbour now hold an upper bound.
+    private mutating func remove(at i: Int) {
+        let gone = entries[i].id
+        byteCount -= entries[i].example.byteCount
+        entries.swapAt(i, entries.count - 1)
+        entries.removeLast()
+        evicted += 1
+        for j in entries.indices where entries[j].nearest == gone { entries[j].stale = true }
+    }
+
     private mutating func evictMostRedundant() {
         while true {
             guard let candidate = entries.indices.max(by: { entries[$0].nearestSimilarity < entries[$1].nearestSimilarity }) else { return }
@@ -167,13 +210,7 @@ public struct ReplayBuffer: Sendable {
                 refreshNearest(candidate)
                 continue
             }
-            // Evict; examples that had it as nearest neighbour now hold an upper bound.
-            let gone = entries[candidate].id
-            byteCount -= entries[candidate].example.byteCount
-            entries.swapAt(candidate, entries.count - 1)
-            entries.removeLast()
-            evicted += 1
-            for i in entries.indices where entries[i].nearest == gone { entries[i].stale = true }
+            remove(at: candidate)
             return
         }
     }
@@ -344,7 +381,7 @@ extension ReplayBuffer {
     /// The buffer `save(into:prefix:)` wrote, or nil when `file` holds none. Entries beyond
     /// `byteLimit` (a smaller bound than when it was saved) are evicted as usual. Every size, dtype
     /// and value is checked (with overflow-checked arithmetic) before it is used.
-    public init?(restoring file: SafeTensors, byteLimit: Int, prefix: String = "replay.") throws(RestoreError) {
+    public init?(restoring file: SafeTensors, byteLimit: Int, policy: ReplayPolicy = .minred, prefix: String = "replay.") throws(RestoreError) {
         guard let json = file.metadata["\(prefix)entries"] else { return nil }
         func fail(_ m: String) -> RestoreError { RestoreError(description: "replay buffer in checkpoint: \(m)") }
         guard let saved = try? JSONDecoder().decode(Saved.self, from: Data(json.utf8)) else { throw fail("entries are not valid JSON") }
@@ -359,7 +396,7 @@ extension ReplayBuffer {
         guard (0...counterLimit).contains(saved.inserted), (0...counterLimit).contains(saved.evicted), (0...counterLimit).contains(saved.credit ?? 0), saved.nextID <= UInt64(counterLimit) else {
             throw fail("counters out of range")
         }
-        self.init(byteLimit: byteLimit)
+        self.init(byteLimit: byteLimit, policy: policy)
         var p = 0, a = 0
         func image(_ size: [Int]) throws(RestoreError) -> ImageView {
             guard size.count == 2, (1...Self.maximumSide).contains(size[0]), (1...Self.maximumSide).contains(size[1]),
@@ -407,6 +444,6 @@ extension ReplayBuffer {
         inserted = saved.inserted
         evicted = saved.evicted
         credit = saved.credit ?? 0
-        while byteCount > byteLimit { evictMostRedundant() }
+        while byteCount > byteLimit { evict() }
     }
 }

@@ -178,7 +178,7 @@ final class CheckpointService: Service, Sendable {
         }
         guard let (replayURL, replayFile) = replaySource else { return resumed }
         do {
-            if let restored = try ReplayBuffer(restoring: replayFile, byteLimit: config.pairing.bufferBytes) {
+            if let restored = try ReplayBuffer(restoring: replayFile, byteLimit: config.pairing.bufferBytes, policy: config.pairing.bufferPolicy) {
                 resumed.buffer = restored
                 if replayURL != url {
                     logger.info("replay buffer restored from an earlier checkpoint", metadata: ["checkpoint": "\(replayURL.path)", "entries": "\(restored.count)"])

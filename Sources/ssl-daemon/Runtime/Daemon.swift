@@ -85,8 +85,8 @@ final class Daemon: Sendable {
             }
         }
         let exchange = ExampleExchange(
-            buffer: resumed.buffer ?? ReplayBuffer(byteLimit: config.pairing.bufferBytes), progress: resumed.progress,
-            batch: config.batch, maxUses: config.maxReuse, replayRatio: config.replayRatio, lookahead: 4 * config.batch,
+            buffer: resumed.buffer ?? ReplayBuffer(byteLimit: config.pairing.bufferBytes, policy: config.pairing.bufferPolicy), progress: resumed.progress,
+            batch: config.batch, maxUses: config.maxReuse, replayRatio: config.replayRatio, lookahead: 4 * config.batch, prefill: config.prefill,
             statistics: statistics)
         let checkpoints = self.checkpoints, statistics = self.statistics
         var tensorboard: TensorBoardWriter?

@@ -46,14 +46,18 @@ final class ExampleExchange: Sendable {
     let replayRatio: Int
     /// The credit's cap, in draws: `lookahead` examples' worth. Files wait while it is full.
     let creditCap: Int
+    /// Examples the buffer must have received (in its life, checkpoints included) before the
+    /// first draw while a producer is active; files do not wait before then.
+    let prefill: Int
 
     init(buffer: ReplayBuffer, progress: [String: FileProgress], batch: Int, maxUses: Int, replayRatio: Int, lookahead: Int,
-         statistics: RunStatistics) {
+         prefill: Int = 0, statistics: RunStatistics) {
         monitor = Monitor(State(buffer: buffer, progress: progress))
         self.batch = batch
         self.maxUses = maxUses
         self.replayRatio = min(replayRatio, maxUses)
         creditCap = max(lookahead, batch) * self.replayRatio
+        self.prefill = prefill
         self.statistics = statistics
         statistics.publish(buffer)
     }
@@ -97,7 +101,7 @@ final class ExampleExchange: Sendable {
 
     /// The trainer holds the full credit and has a batch to draw: more data would only wait.
     private func backpressured(_ s: State) -> Bool {
-        s.buffer.credit >= creditCap && s.buffer.available(maxUses: maxUses) >= batch
+        s.buffer.credit >= creditCap && s.buffer.available(maxUses: maxUses) >= batch && s.buffer.inserted >= prefill
     }
 
     /// Changes per-file progress alone (an epoch finished, a file failed).
@@ -115,16 +119,17 @@ final class ExampleExchange: Sendable {
     }
 
     /// A batch for one step: `batch` examples drawn by `mix` (each used fewer than `maxUses` times)
-    /// once that many are available and, while a producer is active, paid for by the credit;
+    /// once that many are available and, while a producer is active, paid for by the credit and
+    /// after the prefill;
     /// fewer (at least 2) when no producer is active, or when `acceptPartial` (lockstep, which
     /// orders reading and training itself). Waits up to `timeout` seconds when there is too little.
     func draw(mix: PairMix, rng: inout RandomSource, acceptPartial: Bool = false, timeout: Double, cancelled: () -> Bool) -> Draw {
         let deadline = Date().addingTimeInterval(timeout)
-        let size = batch, maxUses = maxUses
+        let size = batch, maxUses = maxUses, prefill = prefill
         let drawable: (State) -> Bool = { s in
             let available = s.buffer.available(maxUses: maxUses)
             if acceptPartial || Self.quiet(s) { return available >= 2 }
-            return available >= size && s.buffer.credit >= size
+            return available >= size && s.buffer.credit >= size && s.buffer.inserted >= prefill
         }
         let result: Draw = monitor.wait(until: deadline, for: { cancelled() || drawable($0) || Self.finished($0) }) { s in
             guard drawable(s) else { return .starved(finished: Self.finished(s)) }
