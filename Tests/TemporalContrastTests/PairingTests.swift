@@ -290,9 +290,29 @@ struct PairingTests {
 
     @Test("the stage emits all three kinds from moving video with audio")
     func stageEmitsAllKinds() {
-        var video = MovingObjectVideo(seed: 41)
         var config = PairingConfig()
         config.patchSize = 32
+        let kinds = Self.kindsEmitted(config)
+        // 4 s of video at 4 pairs/s per kind, less the anchors' lag (0.5 s temporal, 0.8 s audio).
+        #expect(kinds[.temporal, default: 0] >= 12 && kinds[.audioVideo, default: 0] >= 10 && kinds[.tracked, default: 0] >= 1, "\(kinds)")
+    }
+
+    @Test("a pair rate of 0 emits none of that kind, not one per stretch of timeline")
+    func zeroRates() {
+        var config = PairingConfig()
+        config.patchSize = 32
+        config.audioVideoPerSecond = 0
+        var kinds = Self.kindsEmitted(config)
+        #expect(kinds[.audioVideo] == nil && kinds[.temporal, default: 0] >= 12, "\(kinds)")
+        config.audioVideoPerSecond = 4
+        config.temporalPerSecond = 0
+        kinds = Self.kindsEmitted(config)
+        #expect(kinds[.temporal] == nil && kinds[.audioVideo, default: 0] >= 10, "\(kinds)")
+    }
+
+    /// The examples of each kind a stage emits from 4 s of a moving object with audio (source 3).
+    static func kindsEmitted(_ config: PairingConfig) -> [PairKind: Int] {
+        var video = MovingObjectVideo(seed: 41)
         var stage = PairingStage(source: 3, config: config, seed: 1)
         var kinds: [PairKind: Int] = [:]
         for i in 0..<100 {
@@ -308,8 +328,7 @@ struct PairingTests {
                 if e.kind == .tracked { #expect(e.anchor.width == 32 && e.positive?.width == 32) }
             }
         }
-        // 4 s of video at 4 pairs/s per kind, less the anchors' lag (0.5 s temporal, 0.8 s audio).
-        #expect(kinds[.temporal, default: 0] >= 12 && kinds[.audioVideo, default: 0] >= 10 && kinds[.tracked, default: 0] >= 1, "\(kinds)")
+        return kinds
     }
 
     @Test("pair rates hold on any frame grid: 4 per second at 10 fps is 4 per second, not 3.3")

@@ -41,11 +41,13 @@ public struct PairingStage: Sendable {
         timeline.append(frame)
         var out: [TrainingExample] = []
         trackPatches(frame, into: &out)
-        if frame.time - lastTemporal >= 1 / config.temporalPerSecond, let e = temporalExample(at: frame.time) {
+        // A rate of 0 emits nothing (its interval is infinite, and the first frame's distance from
+        // the initial -infinity would be too).
+        if config.temporalPerSecond > 0, frame.time - lastTemporal >= 1 / config.temporalPerSecond, let e = temporalExample(at: frame.time) {
             out.append(e)
             lastTemporal = Self.advance(lastTemporal, to: frame.time, every: 1 / config.temporalPerSecond)
         }
-        if frame.time - lastAudioVideo >= 1 / config.audioVideoPerSecond, let e = audioVideoExample(at: frame.time) {
+        if config.audioVideoPerSecond > 0, frame.time - lastAudioVideo >= 1 / config.audioVideoPerSecond, let e = audioVideoExample(at: frame.time) {
             out.append(e)
             lastAudioVideo = Self.advance(lastAudioVideo, to: frame.time, every: 1 / config.audioVideoPerSecond)
         }
