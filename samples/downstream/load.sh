@@ -14,7 +14,7 @@ METHOD=${METHOD:-moco}
 SEEDS=${SEEDS:-1 2 3}
 STEPS=${STEPS:-3000}
 CONFIG=${CONFIG:-samples/downstream/pretrain.toml}
-bin=.build/release/ssl-daemon
+source samples/downstream/lib.sh
 
 if [ "$(cat "$WORK/methods/steps" 2>/dev/null)" != "$STEPS" ]; then
   echo "load.sh: no idle runs of $STEPS steps in $WORK/methods: run samples/downstream/methods.sh with the same STEPS first" >&2
@@ -29,35 +29,18 @@ busy=()
 stop_neighbour() { [ ${#busy[@]} -eq 0 ] || kill "${busy[@]}" 2>/dev/null || true; busy=(); }
 trap stop_neighbour EXIT
 
-unprobed=()
+names=()
 for seed in $SEEDS; do
   run="$out/$METHOD-s$seed"
-  if [ ! -f "$run/export/manifest.json" ]; then
-    rm -rf "$run"
-    mkdir -p "$run"
-    { cat "$CONFIG"; printf '\n[objective]\nkind = "%s"\n' "$METHOD"; } > "$run/config.toml"
-    for _ in $(seq "$(nproc)"); do sh -c 'while :; do :; done' & busy+=($!); done
-    start=$(date +%s.%N)
-    "$bin" run --config "$run/config.toml" --watch "$WORK/pretrain" --state-dir "$run/state" --seed "$seed" \
-      --epochs 100000 --max-steps "$STEPS" 2> "$run/train.log" | tail -1 > "$run/summary.json"
-    awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }' > "$run/seconds"
-    stop_neighbour
-    "$bin" export --from "$run/state" --out "$run/export" >/dev/null
-    echo "$METHOD, seed $seed, loaded: $(cat "$run/seconds") s, $(cat "$run/summary.json")" >&2
-  fi
-  [ -f "$run/probe.json" ] || unprobed+=("$run/export=$METHOD-s$seed")
+  names+=("$METHOD-s$seed")
+  [ ! -f "$run/export/manifest.json" ] || continue
+  mkdir -p "$run"
+  printf 'objective.kind = "%s"\n' "$METHOD" | with_settings "$CONFIG" > "$run/config.toml"
+  for _ in $(seq "$(nproc)"); do sh -c 'while :; do :; done' & busy+=($!); done
+  pretrain "$run" "$seed" "$STEPS" "$METHOD, seed $seed, loaded"
+  stop_neighbour
 done
-
-if [ ${#unprobed[@]} -gt 0 ]; then
-  .venv/bin/python samples/downstream/probe.py --labels "$WORK/labelled/labels.csv" --json "$out/probe-new.json" "${unprobed[@]}" >&2
-  .venv/bin/python - "$out" <<'PY'
-import json, os, sys
-out = sys.argv[1]
-for name, r in json.load(open(os.path.join(out, "probe-new.json"))).items():
-    if not name.startswith("raw pixels"):
-        json.dump(r, open(os.path.join(out, name, "probe.json"), "w"), indent=1)
-PY
-fi
+probe_missing "$out" "${names[@]}"
 
 .venv/bin/python - "$WORK" "$METHOD" "$SEEDS" "$STEPS" <<'PY'
 import json, os, sys

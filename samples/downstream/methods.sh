@@ -23,8 +23,7 @@ CONFIG=${CONFIG:-samples/downstream/pretrain.toml}
 
 bash scripts/setup.sh
 swift build -c release --product ssl-daemon >&2
-bin=.build/release/ssl-daemon
-source samples/downstream/clips.sh
+source samples/downstream/lib.sh
 prepare_clips "$WORK" "$PRE" "$LAB"
 
 out="$WORK/methods"
@@ -32,42 +31,23 @@ out="$WORK/methods"
 [ "$(cat "$out/steps" 2>/dev/null)" = "$STEPS" ] || rm -rf "$out"
 mkdir -p "$out"
 echo "$STEPS" > "$out/steps"
-unprobed=()
+names=()
 for seed in $SEEDS; do
-  run="$out/random-s$seed"
-  if [ ! -f "$run/export/manifest.json" ]; then
-    "$bin" run --config "$CONFIG" --watch "$WORK/pretrain" --state-dir "$run/state" --seed "$seed" --max-steps 0 >/dev/null 2>&1
-    "$bin" export --from "$run/state" --out "$run/export" >/dev/null
-  fi
-  [ -f "$run/probe.json" ] || unprobed+=("$run/export=random-s$seed")
+  mkdir -p "$out/random-s$seed"
+  cp "$CONFIG" "$out/random-s$seed/config.toml"
+  pretrain "$out/random-s$seed" "$seed" 0 "random weights, seed $seed"
+  names+=("random-s$seed")
   for method in $METHODS; do
     run="$out/$method-s$seed"
-    if [ ! -f "$run/export/manifest.json" ]; then
-      rm -rf "$run"
-      mkdir -p "$run"
-      { cat "$CONFIG"; printf '\n[objective]\nkind = "%s"\n' "$method"; } > "$run/config.toml"
-      start=$(date +%s.%N)
-      "$bin" run --config "$run/config.toml" --watch "$WORK/pretrain" --state-dir "$run/state" --seed "$seed" \
-        --epochs 100000 --max-steps "$STEPS" 2> "$run/train.log" | tail -1 > "$run/summary.json"
-      awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }' > "$run/seconds"
-      "$bin" export --from "$run/state" --out "$run/export" >/dev/null
-      echo "$method, seed $seed: $(cat "$run/seconds") s, $(cat "$run/summary.json")" >&2
-    fi
-    [ -f "$run/probe.json" ] || unprobed+=("$run/export=$method-s$seed")
+    mkdir -p "$run"
+    [ -f "$run/export/manifest.json" ] || printf 'objective.kind = "%s"\n' "$method" | with_settings "$CONFIG" > "$run/config.toml"
+    pretrain "$run" "$seed" "$STEPS" "$method, seed $seed"
+    names+=("$method-s$seed")
   done
 done
-
-# Probe what has no figures yet; each run keeps its own (probe.json), raw pixels go to pixels.json.
-if [ ${#unprobed[@]} -gt 0 ]; then
-  .venv/bin/python samples/downstream/probe.py --labels "$WORK/labelled/labels.csv" --json "$out/probe-new.json" "${unprobed[@]}" >&2
-  .venv/bin/python - "$out" <<'PY'
-import json, os, sys
-out = sys.argv[1]
-for name, r in json.load(open(os.path.join(out, "probe-new.json"))).items():
-    path = os.path.join(out, "pixels.json" if name.startswith("raw pixels") else os.path.join(name, "probe.json"))
-    json.dump(r, open(path, "w"), indent=1)
-PY
-fi
+# Raw pixels come with the first probe of this folder.
+[ -f "$out/pixels.json" ] || rm -f "$out/random-s${SEEDS%% *}/probe.json"
+probe_missing "$out" "${names[@]}"
 
 .venv/bin/python - "$out" "$STEPS" "$METHODS" "$SEEDS" <<'PY'
 import json, os, statistics, sys

@@ -15,8 +15,7 @@ CONFIG=${CONFIG:-samples/downstream/pretrain.toml}
 
 bash scripts/setup.sh
 swift build -c release --product ssl-daemon >&2
-bin=.build/release/ssl-daemon
-source samples/downstream/clips.sh
+source samples/downstream/lib.sh
 prepare_clips "$WORK" "$PRE" "$LAB"
 
 rm -rf "$WORK/state" "$WORK/random" "$WORK/export-trained" "$WORK/export-random"
