@@ -152,17 +152,21 @@ public struct ReplayBuffer: Sendable {
         let id = nextID
         nextID += 1
         var entry = Entry(example: example, id: id, proxy: proxy, nearest: nil, nearestSimilarity: -2)
-        guard policy == .minred else {
+        if policy == .minred { link(&entry) } else {
             // No neighbours kept: an upper bound that a later MinRed run (a changed config on
             // resume) refreshes when the entry becomes the eviction candidate.
             entry.nearestSimilarity = 2
             entry.stale = true
-            entries.append(entry)
-            byteCount += example.byteCount
-            inserted += 1
-            while byteCount > byteLimit { evictOldest() }
-            return
         }
+        entries.append(entry)
+        byteCount += example.byteCount
+        inserted += 1
+        while byteCount > byteLimit { evict() }
+    }
+
+    /// Finds `entry`'s nearest neighbour, and makes it the nearest of those it is closer to.
+    private mutating func link(_ entry: inout Entry) {
+        let proxy = entry.proxy, id = entry.id
         for i in entries.indices {
             let s = Self.similarity(proxy, entries[i].proxy)
             if s > entry.nearestSimilarity {
@@ -175,10 +179,6 @@ public struct ReplayBuffer: Sendable {
                 entries[i].stale = false
             }
         }
-        entries.append(entry)
-        byteCount += example.byteCount
-        inserted += 1
-        while byteCount > byteLimit { evictMostRedundant() }
     }
 
     private mutating func evict() {
