@@ -50,6 +50,8 @@ cat > "$work/config.toml" <<TOML
 watch = ["$PWD/$corpus"]
 [http]
 listen = ""
+[objective]
+kind = "moco"
 [pairing]
 track_start_interval = 3600.0
 [pairing.mix]

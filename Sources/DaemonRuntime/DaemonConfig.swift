@@ -35,7 +35,7 @@ package struct DaemonConfig: Sendable, Equatable {
     package var projectionHidden = 256
     package var embedding = 128
     // [objective]
-    package var objective: LearnerConfig.Objective = .moco
+    package var objective: LearnerConfig.Objective = .pirl
     package var temperature = 0.1
     package var queue = 4096
     package var keyMomentum = 0.99

@@ -57,7 +57,7 @@ struct HostileStateTests {
         _ = try Self.derived(from: good, step: 102, in: checkpoints, change: "meta['format_version'] = '99'")
         _ = try Self.derived(from: good, step: 103, in: checkpoints, change: "del t['video.head.fc2.weight']")
         _ = try Self.derived(from: good, step: 104, in: checkpoints, change: "t['optimizer.momentum.backbone.conv1.weight'] = np.zeros(7, dtype=np.float32)")
-        _ = try Self.derived(from: good, step: 105, in: checkpoints, change: "meta['queue.write_index'] = '999999'")
+        _ = try Self.derived(from: good, step: 105, in: checkpoints, change: "meta['pirl.seed'] = '-1'")
         _ = try Self.derived(from: good, step: 106, in: checkpoints, change: "t['video.backbone.conv1.weight'] = t['video.backbone.conv1.weight'].astype(np.float64)")
 
         let inspect = try run(try daemonBinary(), ["inspect", ws.state.path])

@@ -1,5 +1,5 @@
 import Testing
-import TemporalContrast
+@testable import TemporalContrast
 
 @Suite("Objectives: gradients against finite differences, masking, health")
 struct ObjectiveTests {
@@ -94,6 +94,28 @@ struct ObjectiveTests {
             for j in 0..<4 { #expect(abs(e[j] - expected[j] / norm) < 1e-5) }
         }
         #expect(Array(updated.entry(0)) == Array(bank.entry(0)))
+    }
+
+    @Test("PIRL's NCE: scoring the whole bank with matrix products equals scoring each candidate, repeated candidates included")
+    func memoryBankPaths() {
+        var check = Check(seed: 16)
+        let bank = MemoryBank(instances: 300, dimension: 16, rng: &check.rng)
+        let t = Self.unit(check.tensor([8, 16])), o = Self.unit(check.tensor([8, 16]))
+        let k = 40
+        // Each row: its own entry, then k draws with replacement (some twice, as the sampler may).
+        let candidates = (0..<8).flatMap { i in [i * 7] + (0..<k).map { _ in check.rng.index(below: 300) } }
+        let nce = MemoryBankNCELoss(temperature: 0.1, negatives: k, lambda: 0.3)
+        #expect(MemoryBankNCELoss.scoresWholeBank(rows: 8, candidates: k + 1, instances: 300))
+        #expect(!MemoryBankNCELoss.scoresWholeBank(rows: 8, candidates: k + 1, instances: 1_000_000))
+        let dense = nce.loss(transformed: t, original: o, candidates: candidates, bank: bank, wholeBank: true)
+        let scattered = nce.loss(transformed: t, original: o, candidates: candidates, bank: bank, wholeBank: false)
+        #expect(abs(dense.loss - scattered.loss) < 1e-5 * max(1, abs(scattered.loss)), "\(dense.loss) vs \(scattered.loss)")
+        #expect(abs(dense.health.accuracy - scattered.health.accuracy) < 1e-6)
+        for (a, b) in zip(dense.gradients, scattered.gradients) {
+            let worst = zip(a.storage, b.storage).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst < 1e-5, "largest gradient difference \(worst)")
+            #expect(b.storage.contains { abs($0) > 1e-3 }, "the gradients are not all zero")
+        }
     }
 
     @Test("VICReg: gradients with the variance hinge active, and its value on a known case")

@@ -90,23 +90,41 @@ public struct MemoryBankNCELoss: Sendable {
         return loss(transformed: transformed, original: original, candidates: candidates, bank: bank)
     }
 
+    /// Whether `loss` scores every bank entry with two matrix products instead of each candidate
+    /// with its own dot product: n·N scores cost far less through sgemm than n·(k + 1) scattered
+    /// dots while the bank is at most 16 times the candidates, and the n × N buffer stays small.
+    static func scoresWholeBank(rows n: Int, candidates: Int, instances: Int) -> Bool {
+        instances <= 16 * candidates && n * instances <= 1 << 24
+    }
+
     /// The loss with each row's candidates given: `candidates` is `[n, k + 1]` bank indices, the
-    /// row's own entry first.
-    func loss(transformed: Tensor, original: Tensor, candidates: [Int], bank: MemoryBank) -> ObjectiveResult {
-        let n = transformed.batch, d = bank.dimension, k = candidates.count / n - 1
+    /// row's own entry first. `wholeBank` (default: `scoresWholeBank`) picks how the scores and
+    /// gradients are computed; both give the same values up to rounding.
+    func loss(transformed: Tensor, original: Tensor, candidates: [Int], bank: MemoryBank, wholeBank: Bool? = nil) -> ObjectiveResult {
+        let n = transformed.batch, d = bank.dimension, k = candidates.count / n - 1, entries = bank.instances
         precondition(candidates.count == n * (k + 1) && k >= 1)
+        let dense = wholeBank ?? Self.scoresWholeBank(rows: n, candidates: k + 1, instances: entries)
         var health = ContrastiveHealth()
         var total: Float = 0
         var grads: [Tensor] = []
         var correctAll: Float = 0
+        // dense: [n, N] scores of every entry, then the same buffer as [n, N] gradient weights.
+        var all = dense ? [Float](repeating: 0, count: n * entries) : []
         for (view, weight) in [(transformed, lambda), (original, 1 - lambda)] {
             var logits = [Float](repeating: 0, count: n * (k + 1))
-            view.storage.withUnsafeBufferPointer { vb in
-                bank.entries.withUnsafeBufferPointer { eb in
-                    for i in 0..<n {
-                        for c in 0...k {
-                            let dot = Vector.dot(vb.baseAddress! + i * d, eb.baseAddress! + candidates[i * (k + 1) + c] * d, count: d)
-                            logits[i * (k + 1) + c] = dot / temperature
+            if dense {
+                GEMM.multiply(view.storage, bank.entries, into: &all, m: n, n: entries, k: d, transposeB: true, alpha: 1 / temperature)
+                for i in 0..<n {
+                    for c in 0...k { logits[i * (k + 1) + c] = all[i * entries + candidates[i * (k + 1) + c]] }
+                }
+            } else {
+                view.storage.withUnsafeBufferPointer { vb in
+                    bank.entries.withUnsafeBufferPointer { eb in
+                        for i in 0..<n {
+                            for c in 0...k {
+                                let dot = Vector.dot(vb.baseAddress! + i * d, eb.baseAddress! + candidates[i * (k + 1) + c] * d, count: d)
+                                logits[i * (k + 1) + c] = dot / temperature
+                            }
                         }
                     }
                 }
@@ -116,13 +134,22 @@ public struct MemoryBankNCELoss: Sendable {
             }
             total += weight * Float(loss)
             correctAll += Float(correct) / Float(n) * weight
+            // logits now hold dL/dlogit; dL/dview_i = Σ_c dL/dlogit_ic · m_c / T.
             var g = [Float](repeating: 0, count: n * d)
-            g.withUnsafeMutableBufferPointer { gb in
-                bank.entries.withUnsafeBufferPointer { eb in
-                    for i in 0..<n {
-                        for c in 0...k {
-                            let w = logits[i * (k + 1) + c] / temperature
-                            Vector.axpy(w, eb.baseAddress! + candidates[i * (k + 1) + c] * d, gb.baseAddress! + i * d, count: d)
+            if dense {
+                for i in all.indices { all[i] = 0 }
+                for i in 0..<n {
+                    for c in 0...k { all[i * entries + candidates[i * (k + 1) + c]] += logits[i * (k + 1) + c] / temperature }
+                }
+                GEMM.multiply(all, bank.entries, into: &g, m: n, n: d, k: entries)
+            } else {
+                g.withUnsafeMutableBufferPointer { gb in
+                    bank.entries.withUnsafeBufferPointer { eb in
+                        for i in 0..<n {
+                            for c in 0...k {
+                                let w = logits[i * (k + 1) + c] / temperature
+                                Vector.axpy(w, eb.baseAddress! + candidates[i * (k + 1) + c] * d, gb.baseAddress! + i * d, count: d)
+                            }
                         }
                     }
                 }
