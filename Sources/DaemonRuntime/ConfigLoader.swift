@@ -180,8 +180,9 @@ extension DaemonConfig {
         let queueBytes = objective == .moco ? m(queue, embedding, 4) + m(3, batch, queue, 4) : 0
         let bank = Int(methodSettings["pirl_bank"]), negatives = Int(methodSettings["pirl_negatives"])
         // The bank with each slot's origin, each pair's logits and negative indices per view, and
-        // the scores of the whole bank (at most 2^24 floats; MemoryBankNCELoss.scoresWholeBank).
-        let bankBytes = objective == .pirl ? m(bank, embedding + 4, 4) + m(4, batch, negatives + 1, 8) + min(m(batch, bank, 4), 4 << 24) : 0
+        // the scores of the whole bank when the loss computes them.
+        let scores = MemoryBankNCELoss.scoresWholeBank(rows: batch, candidates: negatives + 1, instances: bank) ? m(batch, bank, 4) : 0
+        let bankBytes = objective == .pirl ? m(bank, embedding + 4, 4) + m(4, batch, negatives + 1, 8) + scores : 0
         let frame = m(size, size * 16 / 9, 3)
         let live = m(liveQueueFrames, liveStreams.count, frame)
         let parameters = m(max(projectionHidden, embedding), max(projectionHidden, embedding), 4 * 8)

@@ -93,7 +93,7 @@ public struct MemoryBankNCELoss: Sendable {
     /// Whether `loss` scores every bank entry with two matrix products instead of each candidate
     /// with its own dot product: n·N scores cost far less through sgemm than n·(k + 1) scattered
     /// dots while the bank is at most 16 times the candidates, and the n × N buffer stays small.
-    static func scoresWholeBank(rows n: Int, candidates: Int, instances: Int) -> Bool {
+    public static func scoresWholeBank(rows n: Int, candidates: Int, instances: Int) -> Bool {
         instances <= 16 * candidates && n * instances <= 1 << 24
     }
 
@@ -137,11 +137,11 @@ public struct MemoryBankNCELoss: Sendable {
             // logits now hold dL/dlogit; dL/dview_i = Σ_c dL/dlogit_ic · m_c / T.
             var g = [Float](repeating: 0, count: n * d)
             if dense {
-                for i in all.indices { all[i] = 0 }
+                all.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
                 for i in 0..<n {
-                    for c in 0...k { all[i * entries + candidates[i * (k + 1) + c]] += logits[i * (k + 1) + c] / temperature }
+                    for c in 0...k { all[i * entries + candidates[i * (k + 1) + c]] += logits[i * (k + 1) + c] }
                 }
-                GEMM.multiply(all, bank.entries, into: &g, m: n, n: d, k: entries)
+                GEMM.multiply(all, bank.entries, into: &g, m: n, n: d, k: entries, alpha: 1 / temperature)
             } else {
                 g.withUnsafeMutableBufferPointer { gb in
                     bank.entries.withUnsafeBufferPointer { eb in
